@@ -1,0 +1,43 @@
+//! Serena: a local, offline-first, voice-first assistant.
+//!
+//! # Layout
+//!
+//! The library does the work; the `serena` binary (`src/main.rs`, `src/cli/`) turns flags
+//! and configuration into configured engines and maps errors to exit codes. One module per
+//! stage, each depending on a small shared core rather than on each other:
+//!
+//! - [`answer`]: question → router → skill, or → language model → fallback; history.
+//! - [`config`], [`paths`], [`error`], [`logging`]: configuration, locations, exit codes, logs.
+//! - [`models`]: the catalog, model lookup, structural verification, downloads.
+//! - [`audio`]: decoding files, resampling, devices.
+//! - [`stt`]: whisper.cpp (speech to text) and its hallucination guards.
+//! - [`transcribe`]: file transcription: windows, output formats, word error rate.
+//! - [`router`]: Home Assistant intent templates; text to intent and slots, or "not understood".
+//! - [`skills`]: what each intent does (timers, lists, notes, time, system) and its reply.
+//! - [`store`]: the sled store: history, notes, lists, timers, settings, metrics; backup/restore.
+//! - [`llm`]: llama.cpp (the local language model).
+//! - [`tts`]: speech synthesis.
+//! - [`vad`]: voice activity detection (Silero through whisper.cpp).
+//! - [`status`]: the system self-check behind `serena status`.
+//!
+//! `ARCHITECTURE.md` at the repository root has the bird's-eye view and the invariants.
+
+pub mod answer;
+pub mod audio;
+pub mod config;
+pub mod error;
+pub mod llm;
+pub mod logging;
+pub mod models;
+pub mod paths;
+pub mod router;
+pub mod skills;
+pub mod store;
+pub mod status;
+pub mod stt;
+pub mod transcribe;
+pub mod tts;
+pub mod vad;
+
+/// Serena's version.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,274 @@
+//! `serena status`: the system self-check.
+//!
+//! Each check says what it found, whether Serena needs it, and how to fix it. Nothing is
+//! taken on trust: model files are structurally verified, audio devices are opened and must
+//! deliver a callback, the synthesizer must produce audio, the data directory must accept
+//! a file, and the power source must be readable.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::audio::devices::{self, Direction};
+use crate::config::Config;
+use crate::models::{self, Catalog, ModelDirs, ModelKind};
+
+/// Outcome of one check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Level {
+    /// Works.
+    Ok,
+    /// Missing or broken, but Serena works without it (with less).
+    Warn,
+    /// Missing or broken, and required.
+    Fail,
+}
+
+/// One check.
+#[derive(Clone, Debug, Serialize)]
+pub struct Check {
+    /// Short identifier, e.g. `stt_model`.
+    pub name: &'static str,
+    /// Outcome.
+    pub level: Level,
+    /// Whether Serena needs this to do its main job.
+    pub required: bool,
+    /// What was found.
+    pub detail: String,
+    /// How to fix it, when not ok.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fix: Option<String>,
+}
+
+/// What was compiled in.
+#[derive(Clone, Debug, Serialize)]
+pub struct Build {
+    /// Serena's version.
+    pub version: &'static str,
+    /// Compute backends: `cpu`, `metal`, `cuda`, `vulkan`.
+    pub backends: Vec<&'static str>,
+    /// The one ggml both engines share.
+    pub ggml_version: String,
+    /// ggml's commit.
+    pub ggml_commit: String,
+    /// whisper.cpp's version.
+    pub whisper_cpp_version: &'static str,
+    /// llama.cpp's CPU feature line.
+    pub cpu_features: String,
+}
+
+/// The full report.
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    /// True when every required check passed.
+    pub ok: bool,
+    /// Build information.
+    pub build: Build,
+    /// Every check, in order.
+    pub checks: Vec<Check>,
+}
+
+fn cstr(ptr: *const std::os::raw::c_char) -> String {
+    if ptr.is_null() {
+        return String::new();
+    }
+    // SAFETY: ggml returns pointers to static NUL-terminated strings.
+    unsafe { std::ffi::CStr::from_ptr(ptr) }
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// What this binary was built with.
+pub fn build_info() -> Build {
+    let mut backends = vec!["cpu"];
+    if cfg!(feature = "metal") {
+        backends.push("metal");
+    }
+    if cfg!(feature = "cuda") {
+        backends.push("cuda");
+    }
+    if cfg!(feature = "vulkan") {
+        backends.push("vulkan");
+    }
+    // SAFETY: plain getters of static strings.
+    let (ggml_version, ggml_commit) = unsafe {
+        (
+            cstr(llama_cpp_sys_2::ggml_version()),
+            cstr(llama_cpp_sys_2::ggml_commit()),
+        )
+    };
+    Build {
+        version: crate::VERSION,
+        backends,
+        ggml_version,
+        ggml_commit,
+        whisper_cpp_version: whisper_rs::WHISPER_CPP_VERSION,
+        cpu_features: crate::llm::system_info().trim().to_string(),
+    }
+}
+
+/// Inputs for [`run`].
+#[derive(Clone, Debug)]
+pub struct Options<'a> {
+    /// The effective configuration.
+    pub config: &'a Config,
+    /// Where models are searched.
+    pub dirs: &'a ModelDirs,
+    /// The data directory.
+    pub data_dir: &'a Path,
+    /// How long to wait for an audio device's first callback.
+    pub device_timeout: Duration,
+}
+
+/// Run every check.
+pub fn run(opts: &Options<'_>) -> Report {
+    let catalog = Catalog::builtin();
+    let mut checks = Vec::new();
+
+    let model_check = |name: &'static str, spec: &str, kind: ModelKind, required: bool| {
+        match models::resolve(spec, kind, opts.dirs, &catalog) {
+            Ok(found) => Check {
+                name,
+                level: Level::Ok,
+                required,
+                detail: format!("{} ({})", found.path.display(), found.format.describe()),
+                fix: None,
+            },
+            Err(e) => Check {
+                name,
+                level: if required { Level::Fail } else { Level::Warn },
+                required,
+                detail: e.to_string(),
+                fix: Some(match catalog.get(spec) {
+                    Some(entry) => format!(
+                        "serena models pull {} (or set SERENA_MODELS to a directory holding {})",
+                        entry.name, entry.file
+                    ),
+                    None => format!("check the path, or pick a catalog model: serena models list"),
+                }),
+            },
+        }
+    };
+    checks.push(model_check("stt_model", &opts.config.stt.model, ModelKind::Whisper, true));
+    checks.push(model_check("vad_model", &opts.config.stt.vad_model, ModelKind::Vad, false));
+    let mut llm = model_check("llm_model", &opts.config.llm.model, ModelKind::Llm, false);
+    if llm.level != Level::Ok {
+        llm.detail.push_str(" — questions the built-in commands do not cover get a fallback reply");
+    }
+    checks.push(llm);
+
+    for (name, direction, device) in [
+        ("audio_input", Direction::Input, &opts.config.audio.input_device),
+        ("audio_output", Direction::Output, &opts.config.audio.output_device),
+    ] {
+        checks.push(match devices::probe(direction, device, opts.device_timeout) {
+            Ok(p) => Check {
+                name,
+                level: Level::Ok,
+                required: false,
+                detail: format!(
+                    "{} ({} Hz, {} ch, {}; first callback after {} ms)",
+                    p.name, p.config.min_rate, p.config.channels, p.config.format, p.first_callback_ms
+                ),
+                fix: None,
+            },
+            Err(e) => Check {
+                name,
+                level: Level::Warn,
+                required: false,
+                detail: e.to_string(),
+                fix: Some(match direction {
+                    Direction::Input => "start a sound server with a microphone, or use --input-file WAV".into(),
+                    Direction::Output => "start a sound server with a speaker, or use --output-file WAV".into(),
+                }),
+            },
+        });
+    }
+
+    checks.push(match crate::tts::from_config(&opts.config.tts) {
+        Ok(tts) => match tts.synthesize("Serena is ready.") {
+            Ok(speech) => Check {
+                name: "tts",
+                level: Level::Ok,
+                required: false,
+                detail: format!("{} ({:.1} s of speech at {} Hz)", tts.name(), speech.duration_s(), speech.sample_rate),
+                fix: None,
+            },
+            Err(e) => Check {
+                name: "tts",
+                level: Level::Warn,
+                required: false,
+                detail: e.to_string(),
+                fix: Some("install espeak-ng (apt-get install espeak-ng), or set tts.engine = \"none\"".into()),
+            },
+        },
+        Err(e) => Check {
+            name: "tts",
+            level: Level::Warn,
+            required: false,
+            detail: e.to_string(),
+            fix: None,
+        },
+    });
+
+    checks.push(data_dir_check(opts.data_dir));
+    checks.push(power_check());
+
+    let ok = checks.iter().all(|c| !(c.required && c.level == Level::Fail));
+    Report {
+        ok,
+        build: build_info(),
+        checks,
+    }
+}
+
+fn data_dir_check(dir: &Path) -> Check {
+    let probe = dir.join(".serena-write-test");
+    let result = std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&probe, b"ok"))
+        .and_then(|()| std::fs::remove_file(&probe));
+    match result {
+        Ok(()) => Check {
+            name: "data_dir",
+            level: Level::Ok,
+            required: true,
+            detail: format!("{} is writable", dir.display()),
+            fix: None,
+        },
+        Err(e) => Check {
+            name: "data_dir",
+            level: Level::Fail,
+            required: true,
+            detail: format!("{}: {e}", dir.display()),
+            fix: Some("set general.data_dir or SERENA_DATA_DIR to a writable directory".into()),
+        },
+    }
+}
+
+fn power_check() -> Check {
+    match battery::Manager::new().and_then(|m| m.batteries().map(|b| b.count())) {
+        Ok(0) => Check {
+            name: "power",
+            level: Level::Ok,
+            required: false,
+            detail: "no battery: mains power".into(),
+            fix: None,
+        },
+        Ok(n) => Check {
+            name: "power",
+            level: Level::Ok,
+            required: false,
+            detail: format!("{n} battery(ies) readable"),
+            fix: None,
+        },
+        Err(e) => Check {
+            name: "power",
+            level: Level::Warn,
+            required: false,
+            detail: format!("cannot read the power source: {e}"),
+            fix: Some("Serena assumes mains power; battery-aware throttling is off".into()),
+        },
+    }
+}

@@ -1,0 +1,2 @@
+#include <include/whisper.h>
+#include <ggml.h>
