@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::audio::decode;
 use crate::config::Config;
@@ -39,8 +39,8 @@ pub struct AnswerOptions<'a> {
     pub now: SystemTime,
 }
 
-/// An answer, as `serena ask --json` prints it.
-#[derive(Clone, Debug, Serialize)]
+/// An answer, as `serena ask --json` prints it (and the control socket sends it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Answer {
     /// What was asked (the transcript, for audio).
     pub transcript: String,
@@ -86,6 +86,23 @@ pub fn store_dir(data_dir: &Path) -> PathBuf {
 /// # Errors
 /// [`AnswerError`] for a bad file, a missing model, or a store failure.
 pub fn answer_audio(path: &Path, opts: &AnswerOptions<'_>) -> Result<Answer, AnswerError> {
+    let (transcript, stt_timings) = transcribe_audio(path, opts)?;
+    let store = Store::open(&store_dir(opts.data_dir))?;
+    let mut answer = answer_in(&store, &transcript, InputMode::File, opts)?;
+    answer.timings.extend(stt_timings);
+    Ok(answer)
+}
+
+/// Transcribe an audio file as a spoken command: the transcript and the per-stage timings
+/// (`decode_ms`, `stt_load_ms`, `stt_ms`). Touches no store, so a client can transcribe and
+/// let the store's owner answer.
+///
+/// # Errors
+/// [`AnswerError`] for a bad file or a missing or broken model.
+pub fn transcribe_audio(
+    path: &Path,
+    opts: &AnswerOptions<'_>,
+) -> Result<(String, BTreeMap<String, u64>), AnswerError> {
     let t = Instant::now();
     let samples = decode::decode_file_16k_mono(path)?;
     let decode_ms = t.elapsed().as_millis() as u64;
@@ -98,7 +115,11 @@ pub fn answer_audio(path: &Path, opts: &AnswerOptions<'_>) -> Result<Answer, Ans
     let stt = &opts.config.stt;
     let decode_opts = DecodeOptions {
         language: Some(stt.language.clone()),
-        threads: if stt.threads > 0 { stt.threads } else { crate::stt::default_threads() },
+        threads: if stt.threads > 0 {
+            stt.threads
+        } else {
+            crate::stt::default_threads()
+        },
         beam_size: 1,
         no_speech_threshold: stt.no_speech_threshold,
         ..DecodeOptions::default()
@@ -110,11 +131,12 @@ pub fn answer_audio(path: &Path, opts: &AnswerOptions<'_>) -> Result<Answer, Ans
         .map(|s| s.text.trim())
         .collect::<Vec<_>>()
         .join(" ");
-    let mut answer = answer(&transcript, InputMode::File, opts)?;
-    answer.timings.insert("decode_ms".into(), decode_ms);
-    answer.timings.insert("stt_load_ms".into(), load_ms);
-    answer.timings.insert("stt_ms".into(), stt_ms);
-    Ok(answer)
+    let timings = BTreeMap::from([
+        ("decode_ms".to_string(), decode_ms),
+        ("stt_load_ms".to_string(), load_ms),
+        ("stt_ms".to_string(), stt_ms),
+    ]);
+    Ok((transcript, timings))
 }
 
 /// Answer a typed question.
@@ -122,16 +144,26 @@ pub fn answer_audio(path: &Path, opts: &AnswerOptions<'_>) -> Result<Answer, Ans
 /// # Errors
 /// [`AnswerError::Store`] if the store cannot be opened.
 pub fn answer_text(text: &str, opts: &AnswerOptions<'_>) -> Result<Answer, AnswerError> {
-    answer(text, InputMode::Text, opts)
+    let store = Store::open(&store_dir(opts.data_dir))?;
+    answer_in(&store, text, InputMode::Text, opts)
 }
 
-fn answer(text: &str, mode: InputMode, opts: &AnswerOptions<'_>) -> Result<Answer, AnswerError> {
+/// Answer `text` with an open store (the store's owner answers this way for its clients).
+///
+/// # Errors
+/// [`AnswerError::Store`] if a store read or write fails; [`AnswerError::Router`] if the
+/// router's templates fail to load.
+pub fn answer_in(
+    store: &Store,
+    text: &str,
+    mode: InputMode,
+    opts: &AnswerOptions<'_>,
+) -> Result<Answer, AnswerError> {
     let mut timings = BTreeMap::new();
     let t = Instant::now();
     let router = Router::builtin()?;
     let routed = router.route(text);
     timings.insert("route_us".into(), t.elapsed().as_micros() as u64);
-    let store = Store::open(&store_dir(opts.data_dir))?;
     let profile = store
         .setting_as::<String>(skills::system::PROFILE_SETTING)?
         .unwrap_or_else(|| "performance".into());
@@ -140,7 +172,7 @@ fn answer(text: &str, mode: InputMode, opts: &AnswerOptions<'_>) -> Result<Answe
         Routed::Intent(m) => {
             let t = Instant::now();
             let env = skills::Env {
-                store: &store,
+                store,
                 now: opts.now,
                 power_profile: &profile,
                 models_loaded: &[],
@@ -153,7 +185,12 @@ fn answer(text: &str, mode: InputMode, opts: &AnswerOptions<'_>) -> Result<Answe
                     map.entry(k).or_insert(v);
                 }
             }
-            (Some(m.intent.name().to_string()), slots, reply.text, ReplySource::Router)
+            (
+                Some(m.intent.name().to_string()),
+                slots,
+                reply.text,
+                ReplySource::Router,
+            )
         }
         Routed::NotUnderstood if text.trim().is_empty() => (
             None,
@@ -205,7 +242,9 @@ fn ask_llm(text: &str, opts: &AnswerOptions<'_>) -> (String, ReplySource) {
                 format!(
                     "I can only help with timers, lists, notes, the time and the system for now: \
                      no language model is installed. Install one with: serena models pull {}",
-                    opts.catalog.get(&cfg.model).map_or("qwen2.5-0.5b-instruct", |e| e.name.as_str())
+                    opts.catalog
+                        .get(&cfg.model)
+                        .map_or("qwen2.5-0.5b-instruct", |e| e.name.as_str())
                 ),
                 ReplySource::Fallback,
             );
@@ -226,7 +265,10 @@ fn ask_llm(text: &str, opts: &AnswerOptions<'_>) -> (String, ReplySource) {
     )
     .and_then(|engine| {
         engine.generate(
-            &[Message::new("system", cfg.system_prompt.clone()), Message::new("user", text)],
+            &[
+                Message::new("system", cfg.system_prompt.clone()),
+                Message::new("user", text),
+            ],
             &GenerateOptions {
                 max_tokens: cfg.max_tokens,
                 temperature: cfg.temperature,
@@ -295,11 +337,22 @@ pub fn speak(
     if let Some(path) = output_file {
         return write(path);
     }
-    match crate::audio::playback::play(&speech.samples, speech.sample_rate, &config.audio.output_device) {
+    match crate::audio::playback::play(
+        &speech.samples,
+        speech.sample_rate,
+        &config.audio.output_device,
+    ) {
         Ok(()) => Ok(None),
         Err(e) => {
-            tracing::info!(error = %e, "no usable speaker; writing the reply to a file");
-            write(&data_dir.join("last-reply.wav"))
+            tracing::debug!(error = %e, "no usable speaker; writing the reply to a file");
+            let written = write(&data_dir.join("last-reply.wav"))?;
+            // Data files are the user's only (like the store).
+            #[cfg(unix)]
+            if let Some(path) = &written {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+            }
+            Ok(written)
         }
     }
 }

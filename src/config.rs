@@ -378,7 +378,11 @@ impl Config {
             return Err(bad("stt.threads", self.stt.threads.to_string(), "0 to 256"));
         }
         if !(1..=16).contains(&self.stt.beam_size) {
-            return Err(bad("stt.beam_size", self.stt.beam_size.to_string(), "1 to 16"));
+            return Err(bad(
+                "stt.beam_size",
+                self.stt.beam_size.to_string(),
+                "1 to 16",
+            ));
         }
         if !(0.0..=1.0).contains(&self.stt.no_speech_threshold) {
             return Err(bad(
@@ -388,19 +392,35 @@ impl Config {
             ));
         }
         if !(128..=1 << 20).contains(&self.llm.context) {
-            return Err(bad("llm.context", self.llm.context.to_string(), "128 to 1048576"));
+            return Err(bad(
+                "llm.context",
+                self.llm.context.to_string(),
+                "128 to 1048576",
+            ));
         }
         if !(1..=1 << 16).contains(&self.llm.max_tokens) {
-            return Err(bad("llm.max_tokens", self.llm.max_tokens.to_string(), "1 to 65536"));
+            return Err(bad(
+                "llm.max_tokens",
+                self.llm.max_tokens.to_string(),
+                "1 to 65536",
+            ));
         }
         if !(0.0..=2.0).contains(&self.llm.temperature) {
-            return Err(bad("llm.temperature", self.llm.temperature.to_string(), "0.0 to 2.0"));
+            return Err(bad(
+                "llm.temperature",
+                self.llm.temperature.to_string(),
+                "0.0 to 2.0",
+            ));
         }
         if self.llm.threads > 256 {
             return Err(bad("llm.threads", self.llm.threads.to_string(), "0 to 256"));
         }
         if !(80..=450).contains(&self.tts.rate) {
-            return Err(bad("tts.rate", self.tts.rate.to_string(), "80 to 450 words per minute"));
+            return Err(bad(
+                "tts.rate",
+                self.tts.rate.to_string(),
+                "80 to 450 words per minute",
+            ));
         }
         Ok(())
     }
@@ -501,7 +521,9 @@ fn parse_value(raw: &str, default: &toml::Value) -> toml::Value {
     }
     let doc = format!("v = {raw}");
     match toml::from_str::<toml::Table>(&doc) {
-        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.into())),
+        Ok(mut t) => t
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(raw.into())),
         Err(_) => toml::Value::String(raw.to_string()),
     }
 }
@@ -510,7 +532,11 @@ fn parse_value(raw: &str, default: &toml::Value) -> toml::Value {
 mod tests {
     use super::*;
 
-    fn load(file: Option<&str>, env: &[(&str, &str)], sets: &[&str]) -> Result<Loaded, ConfigError> {
+    fn load(
+        file: Option<&str>,
+        env: &[(&str, &str)],
+        sets: &[&str],
+    ) -> Result<Loaded, ConfigError> {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("config.toml");
         if let Some(text) = file {
@@ -534,7 +560,10 @@ mod tests {
                 let documented = DEFAULT_FILE
                     .lines()
                     .any(|l| l.trim_start_matches("# ").starts_with(&format!("{key} =")));
-                assert!(documented, "{section}.{key} not documented in config/default.toml");
+                assert!(
+                    documented,
+                    "{section}.{key} not documented in config/default.toml"
+                );
             }
         }
     }
@@ -569,14 +598,20 @@ mod tests {
         let msg = load(Some("[stt]\nbeam_size = 0\n"), &[], &[])
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("stt.beam_size") && msg.contains("1 to 16"), "{msg}");
+        assert!(
+            msg.contains("stt.beam_size") && msg.contains("1 to 16"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn env_overrides_file_and_flags_override_env() {
         let loaded = load(
             Some("[stt]\nmodel = \"base.en\"\nthreads = 2\n"),
-            &[("SERENA_STT_MODEL", "small.en"), ("SERENA_LLM_MAX_TOKENS", "64")],
+            &[
+                ("SERENA_STT_MODEL", "small.en"),
+                ("SERENA_LLM_MAX_TOKENS", "64"),
+            ],
             &["stt.model=medium.en"],
         )
         .expect("load");
@@ -595,14 +630,20 @@ mod tests {
         let msg = load(None, &[("SERENA_STT_COLOUR", "blue")], &[])
             .unwrap_err()
             .to_string();
-        assert!(msg.contains("SERENA_STT_COLOUR") && msg.contains("colour"), "{msg}");
+        assert!(
+            msg.contains("SERENA_STT_COLOUR") && msg.contains("colour"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn unrelated_serena_variables_are_ignored() {
         let loaded = load(
             None,
-            &[("SERENA_MODELS", "/tmp"), ("SERENA_POWER", "battery:15:discharging")],
+            &[
+                ("SERENA_MODELS", "/tmp"),
+                ("SERENA_POWER", "battery:15:discharging"),
+            ],
             &[],
         )
         .expect("load");
@@ -614,7 +655,10 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("sub/config.toml");
         init_file(&path, false).expect("first init");
-        assert!(matches!(init_file(&path, false), Err(ConfigError::Exists(_))));
+        assert!(matches!(
+            init_file(&path, false),
+            Err(ConfigError::Exists(_))
+        ));
         init_file(&path, true).expect("forced init");
     }
 }

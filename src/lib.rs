@@ -15,6 +15,7 @@
 //! - [`router`]: Home Assistant intent templates; text to intent and slots, or "not understood".
 //! - [`skills`]: what each intent does (timers, lists, notes, time, system) and its reply.
 //! - [`store`]: the sled store: history, notes, lists, timers, settings, metrics; backup/restore.
+//! - [`control`]: one store owner, many commands: the control socket, its server and client.
 //! - [`llm`]: llama.cpp (the local language model).
 //! - [`tts`]: speech synthesis.
 //! - [`vad`]: voice activity detection (Silero through whisper.cpp).
@@ -25,6 +26,7 @@
 pub mod answer;
 pub mod audio;
 pub mod config;
+pub mod control;
 pub mod error;
 pub mod llm;
 pub mod logging;
@@ -32,8 +34,8 @@ pub mod models;
 pub mod paths;
 pub mod router;
 pub mod skills;
-pub mod store;
 pub mod status;
+pub mod store;
 pub mod stt;
 pub mod transcribe;
 pub mod tts;

@@ -30,6 +30,7 @@ pub fn init(verbosity: i8, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(verbosity > 0);
     let result = match format {
         LogFormat::Text => builder.try_init(),

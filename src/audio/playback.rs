@@ -19,11 +19,13 @@ use super::resample::Resampler;
 /// [`DeviceError`] when the device is missing or cannot be opened.
 pub fn play(samples: &[f32], rate: u32, device: &str) -> Result<(), DeviceError> {
     let dev = devices::find(Direction::Output, device)?;
-    let unusable = |reason: String| DeviceError::Unusable {
+    let unusable = |reason: String| {
+        DeviceError::Unusable {
         direction: Direction::Output,
         name: device.to_string(),
-        reason,
+        reason: reason.trim_end_matches('.').to_string(),
         hint: "Use --output-file to write replies to a WAV file instead, or start a sound server (PulseAudio or PipeWire)",
+    }
     };
     let sink = DeviceSinkBuilder::from_device(dev)
         .and_then(|b| b.open_stream())
@@ -33,7 +35,8 @@ pub fn play(samples: &[f32], rate: u32, device: &str) -> Result<(), DeviceError>
         samples.to_vec()
     } else {
         let mut r = Resampler::new(rate, device_rate).map_err(|e| unusable(e.to_string()))?;
-        let mut out = Vec::with_capacity(samples.len() * device_rate as usize / rate.max(1) as usize + 1024);
+        let mut out =
+            Vec::with_capacity(samples.len() * device_rate as usize / rate.max(1) as usize + 1024);
         r.process(samples, &mut out);
         r.flush(&mut out);
         out

@@ -9,8 +9,10 @@ use clap::Args;
 use serena::error::ExitCode;
 use serena::router::Router;
 
-use super::{Ctx, UsageError};
+use super::{store_cmds, Ctx, UsageError};
 use serena::answer::{self, AnswerOptions};
+use serena::control;
+use serena::store::InputMode;
 
 #[derive(Debug, Args)]
 pub struct RouteArgs {
@@ -80,20 +82,36 @@ pub fn ask(ctx: &Ctx, args: AskArgs) -> anyhow::Result<ExitCode> {
         stt_model: args.model.as_deref(),
         now: SystemTime::now(),
     };
-    let mut answer = match &args.audio {
-        Some(path) => answer::answer_audio(path, &opts)?,
-        None => answer::answer_text(&text, &opts)?,
+    // Audio is transcribed here; the answer comes from the store's owner: the running
+    // Serena when there is one (over its socket), else this process.
+    let (text, mode, stt_timings) = match &args.audio {
+        Some(path) => {
+            let (transcript, timings) = answer::transcribe_audio(path, &opts)?;
+            (transcript, InputMode::File, timings)
+        }
+        None => (text, InputMode::Text, Default::default()),
     };
+    let mut answer = control::open(store_cmds::context(ctx))?.ask(&text, mode)?;
+    answer.timings.extend(stt_timings);
 
     if args.speak || args.output_file.is_some() {
         let t = Instant::now();
-        let spoken = answer::speak(&answer.reply, &ctx.config, args.output_file.as_deref(), &ctx.data_dir)?;
-        answer.timings.insert("tts_ms".into(), t.elapsed().as_millis() as u64);
+        let spoken = answer::speak(
+            &answer.reply,
+            &ctx.config,
+            args.output_file.as_deref(),
+            &ctx.data_dir,
+        )?;
+        answer
+            .timings
+            .insert("tts_ms".into(), t.elapsed().as_millis() as u64);
         if let Some(path) = spoken {
             eprintln!("(spoken reply written to {})", path.display());
         }
     }
-    answer.timings.insert("total_ms".into(), started.elapsed().as_millis() as u64);
+    answer
+        .timings
+        .insert("total_ms".into(), started.elapsed().as_millis() as u64);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&answer)?);
     } else if !answer.reply.is_empty() {

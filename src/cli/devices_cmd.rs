@@ -28,7 +28,10 @@ pub fn run(_ctx: &Ctx, args: DevicesArgs) -> anyhow::Result<ExitCode> {
             Ok(c) => format!("default {} Hz, {} ch, {}", c.min_rate, c.channels, c.format),
             Err(e) => format!("not usable: {e}"),
         };
-        println!("{mark} {:<6} {}  ({default})", d.direction, d.name);
+        println!(
+            "{mark} {:<6} {:<24} {}  ({default})",
+            d.direction, d.id, d.name
+        );
         let mut rates: Vec<String> = d
             .supported
             .iter()
@@ -36,7 +39,10 @@ pub fn run(_ctx: &Ctx, args: DevicesArgs) -> anyhow::Result<ExitCode> {
                 if r.min_rate == r.max_rate {
                     format!("{} Hz {} ch {}", r.min_rate, r.channels, r.format)
                 } else {
-                    format!("{}-{} Hz {} ch {}", r.min_rate, r.max_rate, r.channels, r.format)
+                    format!(
+                        "{}-{} Hz {} ch {}",
+                        r.min_rate, r.max_rate, r.channels, r.format
+                    )
                 }
             })
             .collect();

@@ -4,7 +4,9 @@ mod ask_cmd;
 mod config_cmd;
 mod devices_cmd;
 mod models_cmd;
+mod serve_cmd;
 mod status_cmd;
+mod store_cmds;
 mod transcribe_cmd;
 
 use std::path::PathBuf;
@@ -18,8 +20,10 @@ use serena::models::{Catalog, ModelDirs};
 /// Serena: a local, offline-first, voice-first assistant.
 #[derive(Debug, Parser)]
 #[command(name = "serena", version, about, propagate_version = true)]
-#[command(after_help = "Exit codes: 0 ok, 1 failure, 2 usage or configuration, 3 bad input file, \
-4 model problem, 5 audio device, 6 store, 7 `status` found a required part missing.")]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage or configuration, 3 bad input file, \
+4 model problem, 5 audio device, 6 store, 7 `status` found a required part missing."
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -74,6 +78,22 @@ enum Command {
     Status(status_cmd::StatusArgs),
     /// List audio input and output devices.
     Devices(devices_cmd::DevicesArgs),
+    /// Run the long-running Serena: owns the store, serves other commands, fires timers.
+    Serve(serve_cmd::ServeArgs),
+    /// Show past questions and answers.
+    History(store_cmds::HistoryArgs),
+    /// List, add and remove notes.
+    Notes(store_cmds::NotesArgs),
+    /// Show and change lists (shopping, to-do and your own).
+    Lists(store_cmds::ListsArgs),
+    /// List and cancel timers.
+    Timers(store_cmds::TimersArgs),
+    /// Write a backup archive of all data (optionally encrypted).
+    Backup(store_cmds::BackupArgs),
+    /// Restore a backup archive, or undo the last restore (not while a Serena runs).
+    Restore(store_cmds::RestoreArgs),
+    /// Print all data as one readable JSON document.
+    Export(store_cmds::ExportArgs),
 }
 
 /// Everything a subcommand needs from flags and configuration.
@@ -99,7 +119,9 @@ impl Ctx {
             None if std::env::var_os(serena::paths::ENV_DATA_DIR).is_some() => {
                 serena::paths::default_data_dir()
             }
-            None if !config.general.data_dir.as_os_str().is_empty() => config.general.data_dir.clone(),
+            None if !config.general.data_dir.as_os_str().is_empty() => {
+                config.general.data_dir.clone()
+            }
             None => serena::paths::default_data_dir(),
         };
         let dirs = ModelDirs::new(&config.general.models_dir, &data_dir);
@@ -128,7 +150,11 @@ pub fn main() -> std::process::ExitCode {
             };
         }
     };
-    let verbosity = if cli.global.quiet { -1 } else { cli.global.verbose.min(3) as i8 };
+    let verbosity = if cli.global.quiet {
+        -1
+    } else {
+        cli.global.verbose.min(3) as i8
+    };
     logging::init(
         verbosity,
         match cli.global.log_format {
@@ -151,6 +177,14 @@ pub fn main() -> std::process::ExitCode {
         Command::Config(cmd) => config_cmd::run(&ctx, cmd),
         Command::Status(args) => status_cmd::run(&ctx, args),
         Command::Devices(args) => devices_cmd::run(&ctx, args),
+        Command::Serve(args) => serve_cmd::run(&ctx, args),
+        Command::History(args) => store_cmds::history(&ctx, args),
+        Command::Notes(args) => store_cmds::notes(&ctx, args),
+        Command::Lists(args) => store_cmds::lists(&ctx, args),
+        Command::Timers(args) => store_cmds::timers(&ctx, args),
+        Command::Backup(args) => store_cmds::backup(&ctx, args),
+        Command::Restore(args) => store_cmds::restore(&ctx, args),
+        Command::Export(args) => store_cmds::export(&ctx, args),
     };
     match result {
         Ok(code) => code.into(),
@@ -173,7 +207,8 @@ pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
         if let Some(e) = cause.downcast_ref::<serena::audio::devices::DeviceError>() {
             return e.exit_code();
         }
-        if let Some(serena::stt::SttError::Model(m)) = cause.downcast_ref::<serena::stt::SttError>() {
+        if let Some(serena::stt::SttError::Model(m)) = cause.downcast_ref::<serena::stt::SttError>()
+        {
             return m.exit_code();
         }
         if let Some(serena::transcribe::TranscribeError::Decode(_)) =
@@ -191,8 +226,14 @@ pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
                 _ => ExitCode::Failure,
             };
         }
-        if cause.downcast_ref::<serena::audio::decode::DecodeError>().is_some() {
+        if cause
+            .downcast_ref::<serena::audio::decode::DecodeError>()
+            .is_some()
+        {
             return ExitCode::Input;
+        }
+        if let Some(e) = cause.downcast_ref::<serena::control::ControlError>() {
+            return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<serena::store::StoreError>() {
             let _ = e;

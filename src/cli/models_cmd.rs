@@ -136,7 +136,10 @@ fn list(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::Ok);
     }
-    println!("{:<24} {:<8} {:>9}  {:<9} description", "name", "kind", "size", "here");
+    println!(
+        "{:<24} {:<8} {:>9}  {:<9} description",
+        "name", "kind", "size", "here"
+    );
     for e in ctx.catalog.entries() {
         let here = installed
             .iter()
@@ -151,7 +154,15 @@ fn list(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     if !installed.is_empty() {
-        println!("\nModel files found (search order: {}):", ctx.dirs.search.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
+        println!(
+            "\nModel files found (search order: {}):",
+            ctx.dirs
+                .search
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
         for i in &installed {
             match &i.status {
                 Ok(f) => println!("  ok    {}  {}", i.path.display(), f.describe()),
@@ -192,7 +203,12 @@ fn pull(
                     return Ok(ExitCode::Ok);
                 }
             }
-            (entry.effective_url(), dest, entry.sha256.clone(), Some(entry.size))
+            (
+                entry.effective_url(),
+                dest,
+                entry.sha256.clone(),
+                Some(entry.size),
+            )
         }
         (name, Some(url), Some(sha)) => {
             let file = url
@@ -244,7 +260,15 @@ fn verify(ctx: &Ctx, specs: Vec<String>, strict: bool) -> anyhow::Result<ExitCod
                 match ctx.dirs.find_file(&entry.file, Some(entry.kind)) {
                     Some(p) => out.push(p),
                     None => {
-                        eprintln!("missing {spec}: not found in {}", ctx.dirs.search.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "));
+                        eprintln!(
+                            "missing {spec}: not found in {}",
+                            ctx.dirs
+                                .search
+                                .iter()
+                                .map(|d| d.display().to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        );
                         return Ok(ExitCode::Model);
                     }
                 }
@@ -262,21 +286,33 @@ fn verify(ctx: &Ctx, specs: Vec<String>, strict: bool) -> anyhow::Result<ExitCod
     for path in &paths {
         match models::format::inspect(path) {
             Ok(format) => {
-                let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                let name = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .unwrap_or_default();
                 let checksum = match ctx.catalog.by_file(name) {
                     Some(entry) => match models::sha256_file(path) {
-                        Ok(sum) if sum == entry.sha256 => format!("sha256 matches catalog entry {}", entry.name),
+                        Ok(sum) if sum == entry.sha256 => {
+                            format!("sha256 matches catalog entry {}", entry.name)
+                        }
                         Ok(_) => {
                             if strict {
                                 bad += 1;
                             }
-                            format!("sha256 differs from catalog entry {} (not the published file)", entry.name)
+                            format!(
+                                "sha256 differs from catalog entry {} (not the published file)",
+                                entry.name
+                            )
                         }
                         Err(e) => format!("cannot hash: {e}"),
                     },
                     None => "not a catalog file".into(),
                 };
-                println!("ok    {}: {}; {checksum}", path.display(), format.describe());
+                println!(
+                    "ok    {}: {}; {checksum}",
+                    path.display(),
+                    format.describe()
+                );
             }
             Err(e) => {
                 bad += 1;
@@ -284,5 +320,9 @@ fn verify(ctx: &Ctx, specs: Vec<String>, strict: bool) -> anyhow::Result<ExitCod
             }
         }
     }
-    Ok(if bad > 0 { ExitCode::Model } else { ExitCode::Ok })
+    Ok(if bad > 0 {
+        ExitCode::Model
+    } else {
+        ExitCode::Ok
+    })
 }

@@ -54,5 +54,9 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<ExitCode> {
             }
         );
     }
-    Ok(if report.ok { ExitCode::Ok } else { ExitCode::Unhealthy })
+    Ok(if report.ok {
+        ExitCode::Ok
+    } else {
+        ExitCode::Unhealthy
+    })
 }

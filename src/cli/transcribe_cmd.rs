@@ -16,7 +16,8 @@ use super::{Ctx, UsageError};
 
 /// File extensions taken from directories.
 const AUDIO_EXTENSIONS: &[&str] = &[
-    "wav", "mp3", "flac", "ogg", "oga", "opus", "m4a", "mp4", "aac", "aiff", "aif", "caf", "mkv", "webm",
+    "wav", "mp3", "flac", "ogg", "oga", "opus", "m4a", "mp4", "aac", "aiff", "aif", "caf", "mkv",
+    "webm",
 ];
 
 #[derive(Debug, Args)]
@@ -34,7 +35,12 @@ pub struct TranscribeArgs {
     #[arg(long)]
     translate: bool,
     /// Output format (repeatable): txt, srt, vtt, json, tsv.
-    #[arg(short = 'f', long = "format", value_name = "FORMAT", default_value = "txt")]
+    #[arg(
+        short = 'f',
+        long = "format",
+        value_name = "FORMAT",
+        default_value = "txt"
+    )]
     formats: Vec<Format>,
     /// Write <stem>.<ext> for each input and format into this directory.
     #[arg(short, long, value_name = "DIR")]
@@ -93,7 +99,10 @@ pub fn run(ctx: &Ctx, args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     if !(1..=16).contains(&beam_size) {
         return Err(UsageError("--beam-size must be between 1 and 16".into()).into());
     }
-    let language = args.language.clone().unwrap_or_else(|| stt.language.clone());
+    let language = args
+        .language
+        .clone()
+        .unwrap_or_else(|| stt.language.clone());
 
     let model = models::resolve(
         args.model.as_deref().unwrap_or(&stt.model),
@@ -143,7 +152,15 @@ pub fn run(ctx: &Ctx, args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     let progress = std::io::stderr().is_terminal();
     let mut failed = 0usize;
     for input in &inputs {
-        match transcribe_one(input, &engine, &opts, &formats, args.output_dir.as_deref(), args.skip_existing, progress) {
+        match transcribe_one(
+            input,
+            &engine,
+            &opts,
+            &formats,
+            args.output_dir.as_deref(),
+            args.skip_existing,
+            progress,
+        ) {
             Ok(()) => {}
             Err(e) => {
                 if super::exit_code_of(&e) != ExitCode::Input {
@@ -197,13 +214,19 @@ fn transcribe_one(
     } else {
         Decoder::open(input)?
     };
-    let label = if is_stdin { "-".to_string() } else { input.display().to_string() };
+    let label = if is_stdin {
+        "-".to_string()
+    } else {
+        input.display().to_string()
+    };
     let bar = progress.then(|| {
         let total = decoder.info().duration_s.unwrap_or(0.0);
         let bar = indicatif::ProgressBar::new((total * 10.0) as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{msg} {bar:30} {pos:>5}/{len:5} (×0.1 s) eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{msg} {bar:30} {pos:>5}/{len:5} (×0.1 s) eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar.set_message(stem.clone());
         bar
@@ -256,7 +279,8 @@ fn transcribe_one(
     for (f, path) in outputs {
         let tmp = path.with_extension(format!("{}.tmp", f.extension()));
         let mut file = std::io::BufWriter::new(
-            std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?,
+            std::fs::File::create(&tmp)
+                .with_context(|| format!("cannot create {}", tmp.display()))?,
         );
         format::write(f, &transcript, &mut file)?;
         file.flush()?;
@@ -276,7 +300,11 @@ fn expand_inputs(inputs: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
             walk(input, &mut found)?;
             found.sort();
             if found.is_empty() {
-                return Err(UsageError(format!("{}: no audio files in this directory", input.display())).into());
+                return Err(UsageError(format!(
+                    "{}: no audio files in this directory",
+                    input.display()
+                ))
+                .into());
             }
             out.extend(found);
         } else {

@@ -175,16 +175,15 @@ impl LlmEngine {
         })?;
         let template = match llama.chat_template(None) {
             Ok(t) => t,
-            Err(_) => LlamaChatTemplate::new("chatml").map_err(|e| LlmError::Engine(e.to_string()))?,
+            Err(_) => {
+                LlamaChatTemplate::new("chatml").map_err(|e| LlmError::Engine(e.to_string()))?
+            }
         };
         Ok(LlmEngine {
             model: llama,
             template,
             opts,
-            name: model
-                .name
-                .clone()
-                .unwrap_or_else(|| file_stem(&model.path)),
+            name: model.name.clone().unwrap_or_else(|| file_stem(&model.path)),
         })
     }
 
@@ -210,7 +209,10 @@ impl LlmEngine {
 
     /// Number of tokens `text` takes.
     pub fn count_tokens(&self, text: &str) -> usize {
-        self.model.vocab().tokenize(text.as_bytes(), true, true).len()
+        self.model
+            .vocab()
+            .tokenize(text.as_bytes(), true, true)
+            .len()
     }
 
     /// Generate a reply to `messages`. `on_token` receives each piece of text as it is
@@ -254,7 +256,9 @@ impl LlmEngine {
             batch.clear();
             for (i, &t) in chunk.iter().enumerate() {
                 let last = pos as usize + i + 1 == tokens.len();
-                batch.add(t, pos + i as i32, &[0], last).map_err(|e| engine(&e))?;
+                batch
+                    .add(t, pos + i as i32, &[0], last)
+                    .map_err(|e| engine(&e))?;
             }
             ctx.decode(&mut batch).map_err(|e| engine(&e))?;
             pos += chunk.len() as i32;

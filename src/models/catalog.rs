@@ -66,7 +66,8 @@ impl Catalog {
     /// The catalog built into this binary.
     pub fn builtin() -> Catalog {
         // The embedded file is checked by a unit test, so this cannot fail in a release.
-        let file: File = toml::from_str(include_str!("catalog.toml")).unwrap_or(File { model: vec![] });
+        let file: File =
+            toml::from_str(include_str!("catalog.toml")).unwrap_or(File { model: vec![] });
         Catalog {
             entries: file.model,
         }
@@ -97,14 +98,30 @@ mod tests {
     #[test]
     fn builtin_catalog_parses_and_is_consistent() {
         let file: File = toml::from_str(include_str!("catalog.toml")).expect("catalog.toml parses");
-        assert!(file.model.len() >= 10, "catalog has {} entries", file.model.len());
+        assert!(
+            file.model.len() >= 10,
+            "catalog has {} entries",
+            file.model.len()
+        );
         let mut names = std::collections::HashSet::new();
         for e in &file.model {
             assert!(names.insert(e.name.clone()), "duplicate name {}", e.name);
-            assert_eq!(e.sha256.len(), 64, "{}: sha256 must be 64 hex digits", e.name);
-            assert!(e.sha256.chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+            assert_eq!(
+                e.sha256.len(),
+                64,
+                "{}: sha256 must be 64 hex digits",
+                e.name
+            );
+            assert!(e
+                .sha256
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
             assert!(e.url.starts_with("https://"), "{}", e.name);
-            assert!(e.url.ends_with(&e.file), "{}: url must end with the file name", e.name);
+            assert!(
+                e.url.ends_with(&e.file),
+                "{}: url must end with the file name",
+                e.name
+            );
             assert!(e.size > 100_000, "{}", e.name);
         }
         for kind in [ModelKind::Whisper, ModelKind::Vad, ModelKind::Llm] {

@@ -50,7 +50,9 @@ pub enum DownloadError {
         reason: String,
     },
     /// The finished file does not have the expected checksum. The partial file is removed.
-    #[error("{url}: checksum mismatch (expected {expected}, got {actual}); the file was discarded")]
+    #[error(
+        "{url}: checksum mismatch (expected {expected}, got {actual}); the file was discarded"
+    )]
     Checksum {
         /// The URL.
         url: String,
@@ -60,7 +62,9 @@ pub enum DownloadError {
         actual: String,
     },
     /// The server sent more than the expected size.
-    #[error("{url}: the server sent more than the expected {expected} bytes; the file was discarded")]
+    #[error(
+        "{url}: the server sent more than the expected {expected} bytes; the file was discarded"
+    )]
     TooLarge {
         /// The URL.
         url: String,

@@ -205,7 +205,10 @@ pub fn resolve(
     let as_path = Path::new(spec);
     let looks_like_path = spec.contains(std::path::MAIN_SEPARATOR) || spec.contains('/');
     let (path, name) = if as_path.is_file() {
-        (as_path.to_path_buf(), catalog.by_file(file_name(as_path)).map(|e| e.name.clone()))
+        (
+            as_path.to_path_buf(),
+            catalog.by_file(file_name(as_path)).map(|e| e.name.clone()),
+        )
     } else if looks_like_path {
         return Err(ModelError::NotFound {
             spec: spec.into(),
@@ -219,17 +222,15 @@ pub fn resolve(
             .find_map(|f| dirs.find_file(f, Some(kind)));
         match found {
             Some(path) => (path, Some(entry.name.clone())),
-            None => {
-                return Err(ModelError::NotFound {
-                    spec: spec.into(),
-                    kind,
-                    searched: dirs.search.clone(),
-                    hint: format!(
-                        "get it with `serena models pull {}`, or put {} in one of those directories",
-                        entry.name, entry.file
-                    ),
-                })
-            }
+            None => return Err(ModelError::NotFound {
+                spec: spec.into(),
+                kind,
+                searched: dirs.search.clone(),
+                hint: format!(
+                    "get it with `serena models pull {}`, or put {} in one of those directories",
+                    entry.name, entry.file
+                ),
+            }),
         }
     } else if let Some(path) = dirs.find_file(spec, Some(kind)) {
         (path, catalog.by_file(spec).map(|e| e.name.clone()))
@@ -255,7 +256,9 @@ pub fn resolve(
 }
 
 fn file_name(path: &Path) -> &str {
-    path.file_name().and_then(|n| n.to_str()).unwrap_or_default()
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default()
 }
 
 /// One model file found on disk by [`installed`].

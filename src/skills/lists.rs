@@ -16,7 +16,10 @@ pub const TODO: &str = "to-do list";
 /// The stored name for a spoken list name: "groceries" and "groceries list" are one list.
 pub fn canonical(name: &str) -> String {
     let n = name.trim().to_lowercase();
-    let n = n.trim_start_matches("my ").trim_start_matches("the ").trim();
+    let n = n
+        .trim_start_matches("my ")
+        .trim_start_matches("the ")
+        .trim();
     let base = n.strip_suffix(" list").unwrap_or(n).trim();
     match base {
         "shopping" | "grocery" | "groceries shopping" => SHOPPING.into(),
@@ -35,12 +38,16 @@ pub fn handle(m: &Match, env: &Env<'_>) -> Result<Reply, SkillError> {
         Intent::ShoppingListAddItem | Intent::ShoppingListCompleteItem => SHOPPING.to_string(),
         _ => canonical(m.slots.text("name").unwrap_or("to do")),
     };
-    let Some(item) = m.slots.text("item").map(str::trim).filter(|t| !t.is_empty()) else {
+    let Some(item) = m
+        .slots
+        .text("item")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+    else {
         return Ok(Reply::say("Which item?"));
     };
-    let exists = list == SHOPPING
-        || list == TODO
-        || store.list_names()?.iter().any(|l| l.name == list);
+    let exists =
+        list == SHOPPING || list == TODO || store.list_names()?.iter().any(|l| l.name == list);
     if !exists {
         return Ok(Reply::say(format!(
             "You don't have a {list}. Create it with: serena lists create \"{}\"",
@@ -50,10 +57,14 @@ pub fn handle(m: &Match, env: &Env<'_>) -> Result<Reply, SkillError> {
     match m.intent {
         Intent::ShoppingListAddItem | Intent::ListAddItem => {
             let added = store.add_list_item(&list, item)?;
-            Ok(Reply::say(format!("Added {item}")).with("list", list).with("item_id", added.id))
+            Ok(Reply::say(format!("Added {item}"))
+                .with("list", list)
+                .with("item_id", added.id))
         }
         _ => match store.complete_list_item(&list, item)? {
-            Some(done) => Ok(Reply::say(format!("Checked off {item}")).with("list", list).with("item_id", done.id)),
+            Some(done) => Ok(Reply::say(format!("Checked off {item}"))
+                .with("list", list)
+                .with("item_id", done.id)),
             None => Ok(Reply::say(format!("{item} is not on your {list}."))),
         },
     }

@@ -15,9 +15,9 @@ pub fn handle(m: &Match) -> Reply {
         Intent::Help => Reply::say(HELP),
         Intent::Stop => Reply::say("").with("stop", true),
         Intent::Nevermind => Reply::say(""),
-        Intent::GetWeather => Reply::say(
-            "No weather source is configured, so I can't tell you the weather.",
-        ),
+        Intent::GetWeather => {
+            Reply::say("No weather source is configured, so I can't tell you the weather.")
+        }
         _ => Reply::say(""),
     }
 }

@@ -2,7 +2,8 @@
 //!
 //! One module per intent family behind the closed [`Intent`] enum: [`time`] (time and date),
 //! [`timers`], [`lists`], [`notes`], [`system`] (status and power profile), and [`misc`]
-//! (help, stop, never mind, weather). Each takes the routed [`Match`] and an [`Env`] (the
+//! (help, stop, never mind, weather), and [`timer_runtime`], which fires timers in a
+//! long-running Serena. Each intent module takes the routed [`Match`] and an [`Env`] (the
 //! store and the clock) and returns a [`Reply`]. Replies follow Home Assistant's English
 //! responses where it has one ("Timer set for 10 minutes", "Added apples").
 //!
@@ -14,6 +15,7 @@ pub mod misc;
 pub mod notes;
 pub mod system;
 pub mod time;
+pub mod timer_runtime;
 pub mod timers;
 
 use std::time::SystemTime;
@@ -129,7 +131,10 @@ mod tests {
     fn durations_read_like_home_assistant() {
         assert_eq!(say_duration(600), "10 minutes");
         assert_eq!(say_duration(60), "1 minute");
-        assert_eq!(say_duration(3600 + 5 * 60 + 30), "1 hour, 5 minutes and 30 seconds");
+        assert_eq!(
+            say_duration(3600 + 5 * 60 + 30),
+            "1 hour, 5 minutes and 30 seconds"
+        );
         assert_eq!(say_duration(90), "1 minute and 30 seconds");
         assert_eq!(say_duration(0), "0 seconds");
     }

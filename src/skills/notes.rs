@@ -12,12 +12,20 @@ pub fn handle(m: &Match, env: &Env<'_>) -> Result<Reply, SkillError> {
     let store = env.store;
     match m.intent {
         Intent::Remember => {
-            let Some(text) = m.slots.text("note").map(str::trim).filter(|t| !t.is_empty()) else {
+            let Some(text) = m
+                .slots
+                .text("note")
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            else {
                 return Ok(Reply::say("What should I remember?"));
             };
             let note = store.add_note(text)?;
-            Ok(Reply::say(format!("OK, I'll remember that {}.", text.trim_end_matches('.')))
-                .with("note_id", note.id))
+            Ok(Reply::say(format!(
+                "OK, I'll remember that {}.",
+                text.trim_end_matches('.')
+            ))
+            .with("note_id", note.id))
         }
         Intent::Recall => {
             let mut notes = store.notes()?;
@@ -27,8 +35,14 @@ pub fn handle(m: &Match, env: &Env<'_>) -> Result<Reply, SkillError> {
             if notes.is_empty() {
                 return Ok(Reply::say("You haven't asked me to remember anything."));
             }
-            let texts: Vec<String> = notes.iter().map(|n| n.text.trim_end_matches('.').to_string()).collect();
-            Ok(Reply::say(format!("You asked me to remember: {}.", join_and(&texts))).with("notes", notes.len()))
+            let texts: Vec<String> = notes
+                .iter()
+                .map(|n| n.text.trim_end_matches('.').to_string())
+                .collect();
+            Ok(
+                Reply::say(format!("You asked me to remember: {}.", join_and(&texts)))
+                    .with("notes", notes.len()),
+            )
         }
         Intent::Forget => {
             if m.slots.text("scope") == Some("all") {
@@ -40,14 +54,20 @@ pub fn handle(m: &Match, env: &Env<'_>) -> Result<Reply, SkillError> {
                 })
                 .with("forgotten", n));
             }
-            let Some(text) = m.slots.text("note").map(str::trim).filter(|t| !t.is_empty()) else {
+            let Some(text) = m
+                .slots
+                .text("note")
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+            else {
                 return Ok(Reply::say("What should I forget?"));
             };
             let removed = store.remove_notes_matching(text)?;
             Ok(if removed.is_empty() {
                 Reply::say(format!("I have no note about {text}."))
             } else {
-                Reply::say(format!("OK, I forgot {}.", text.trim_end_matches('.'))).with("forgotten", removed.len())
+                Reply::say(format!("OK, I forgot {}.", text.trim_end_matches('.')))
+                    .with("forgotten", removed.len())
             })
         }
         _ => Ok(Reply::default()),

@@ -31,7 +31,11 @@ fn cpu_memory() -> (f32, u64, u64) {
     sys.refresh_cpu_usage();
     std::thread::sleep(sysinfo::MINIMUM_CPU_UPDATE_INTERVAL);
     sys.refresh_cpu_usage();
-    (sys.global_cpu_usage(), sys.used_memory(), sys.total_memory())
+    (
+        sys.global_cpu_usage(),
+        sys.used_memory(),
+        sys.total_memory(),
+    )
 }
 
 /// Handle a system intent.

@@ -22,8 +22,18 @@ pub fn say_time(hour: u32, minute: u32) -> String {
 /// "November 22nd, 2026".
 pub fn say_date(year: i32, month: u32, day: u32) -> String {
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     let suffix = match (day % 10, day % 100) {
         (_, 11..=13) => "th",
@@ -32,15 +42,17 @@ pub fn say_date(year: i32, month: u32, day: u32) -> String {
         (3, _) => "rd",
         _ => "th",
     };
-    let month = MONTHS.get(month.saturating_sub(1) as usize).copied().unwrap_or("?");
+    let month = MONTHS
+        .get(month.saturating_sub(1) as usize)
+        .copied()
+        .unwrap_or("?");
     format!("{month} {day}{suffix}, {year}")
 }
 
 /// The current time.
 pub fn current_time(env: &Env<'_>) -> Reply {
     let now = local(env);
-    Reply::say(say_time(now.hour(), now.minute()))
-        .with("time", now.format("%H:%M").to_string())
+    Reply::say(say_time(now.hour(), now.minute())).with("time", now.format("%H:%M").to_string())
 }
 
 /// Today's date.

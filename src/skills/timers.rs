@@ -34,7 +34,10 @@ fn target(m: &Match, active: &[TimerRecord], now_ms: u64) -> Option<TimerRecord>
         let ms = d.as_millis() as u64;
         return active.iter().find(|t| t.duration_ms == ms).cloned();
     }
-    active.iter().min_by_key(|t| t.remaining_ms(now_ms)).cloned()
+    active
+        .iter()
+        .min_by_key(|t| t.remaining_ms(now_ms))
+        .cloned()
 }
 
 /// Handle a timer intent.
@@ -55,8 +58,16 @@ pub fn handle(m: &Match, env: &Env<'_>) -> Result<Reply, SkillError> {
             if secs > 24 * 3600 * 7 {
                 return Ok(Reply::say("Timers can run for at most a week."));
             }
-            let name = m.slots.text("name").map(|n| n.trim().to_string()).filter(|n| !n.is_empty());
-            let timer = store.insert_timer(TimerRecord::new_running(name, duration.as_millis() as u64, now_ms))?;
+            let name = m
+                .slots
+                .text("name")
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty());
+            let timer = store.insert_timer(TimerRecord::new_running(
+                name,
+                duration.as_millis() as u64,
+                now_ms,
+            ))?;
             let text = format!("Timer set for {}{}", say_duration(secs), named(&timer));
             Ok(Reply::say(text)
                 .with("timer_id", timer.id)
@@ -77,7 +88,9 @@ pub fn handle(m: &Match, env: &Env<'_>) -> Result<Reply, SkillError> {
             .with("canceled", n))
         }
         Intent::CancelTimer => {
-            let Some(mut t) = target(m, &active, now_ms) else { return none() };
+            let Some(mut t) = target(m, &active, now_ms) else {
+                return none();
+            };
             t.state = TimerState::Cancelled;
             store.update_timer(&t)?;
             Ok(Reply::say("Timer cancelled").with("timer_id", t.id))
@@ -86,19 +99,28 @@ pub fn handle(m: &Match, env: &Env<'_>) -> Result<Reply, SkillError> {
             let Some(delta) = m.slots.duration().filter(|d| !d.is_zero()) else {
                 return Ok(Reply::say("By how much?"));
             };
-            let Some(mut t) = target(m, &active, now_ms) else { return none() };
+            let Some(mut t) = target(m, &active, now_ms) else {
+                return none();
+            };
             let delta_ms = delta.as_millis() as u64;
             let increase = m.intent == Intent::IncreaseTimer;
             match t.state {
                 TimerState::Paused => {
                     let left = t.paused_remaining_ms.unwrap_or(0);
-                    t.paused_remaining_ms =
-                        Some(if increase { left + delta_ms } else { left.saturating_sub(delta_ms) });
+                    t.paused_remaining_ms = Some(if increase {
+                        left + delta_ms
+                    } else {
+                        left.saturating_sub(delta_ms)
+                    });
                 }
                 _ => {
                     // Move the deadline: change the duration, keep the start.
                     let left = t.remaining_ms(now_ms);
-                    let new_left = if increase { left + delta_ms } else { left.saturating_sub(delta_ms) };
+                    let new_left = if increase {
+                        left + delta_ms
+                    } else {
+                        left.saturating_sub(delta_ms)
+                    };
                     let elapsed = now_ms.saturating_sub(t.started_at_ms);
                     t.duration_ms = elapsed + new_left;
                 }
@@ -114,16 +136,22 @@ pub fn handle(m: &Match, env: &Env<'_>) -> Result<Reply, SkillError> {
             .with("remaining_s", t.remaining_ms(now_ms) / 1000))
         }
         Intent::PauseTimer => {
-            let running: Vec<TimerRecord> =
-                active.into_iter().filter(|t| t.state == TimerState::Running).collect();
-            let Some(mut t) = target(m, &running, now_ms) else { return none() };
+            let running: Vec<TimerRecord> = active
+                .into_iter()
+                .filter(|t| t.state == TimerState::Running)
+                .collect();
+            let Some(mut t) = target(m, &running, now_ms) else {
+                return none();
+            };
             t.pause(now_ms);
             store.update_timer(&t)?;
             Ok(Reply::say("Timer paused").with("timer_id", t.id))
         }
         Intent::UnpauseTimer => {
-            let paused: Vec<TimerRecord> =
-                active.into_iter().filter(|t| t.state == TimerState::Paused).collect();
+            let paused: Vec<TimerRecord> = active
+                .into_iter()
+                .filter(|t| t.state == TimerState::Paused)
+                .collect();
             let Some(mut t) = target(m, &paused, now_ms) else {
                 return Ok(Reply::say("There is no paused timer."));
             };
@@ -145,7 +173,9 @@ pub fn handle(m: &Match, env: &Env<'_>) -> Result<Reply, SkillError> {
             };
             let left = say_duration(next.remaining_ms(now_ms).div_ceil(1000));
             let text = match (picked.len(), next.state) {
-                (1, TimerState::Paused) => format!("Timer{} is paused with {left} left.", named(next)),
+                (1, TimerState::Paused) => {
+                    format!("Timer{} is paused with {left} left.", named(next))
+                }
                 (1, _) => format!("{left} left on the timer{}.", named(next)),
                 (n, _) => format!("{n} timers. The next one{} ends in {left}.", named(next)),
             };

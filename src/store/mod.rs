@@ -157,7 +157,7 @@ impl Store {
         let t = Tables::open(&db)?;
         let migrated_from = migrations::migrate(&db)?;
         let ids = IdCounters::load(&t)?;
-        tracing::info!(dir = %dir.display(), schema = CURRENT_SCHEMA, ?migrated_from, "store opened");
+        tracing::debug!(dir = %dir.display(), schema = CURRENT_SCHEMA, ?migrated_from, "store opened");
         Ok(Store {
             db,
             t,

@@ -36,7 +36,11 @@ pub fn clean(raw: Vec<RawSegment>, no_speech_threshold: f32) -> Vec<Segment> {
     let mut out: Vec<Segment> = Vec::with_capacity(raw.len());
     for seg in raw {
         if seg.no_speech > no_speech_threshold && seg.avg_logprob < LOGPROB_THRESHOLD {
-            tracing::debug!(no_speech = seg.no_speech, avg_logprob = seg.avg_logprob, "dropped a probably-silent segment");
+            tracing::debug!(
+                no_speech = seg.no_speech,
+                avg_logprob = seg.avg_logprob,
+                "dropped a probably-silent segment"
+            );
             continue;
         }
         let text = collapse_repeats(&strip_markers(&seg.text));
@@ -117,7 +121,9 @@ pub fn collapse_repeats(text: &str) -> String {
             }
             let phrase = &keys[i..i + n];
             let mut reps = 1;
-            while i + (reps + 1) * n <= words.len() && &keys[i + reps * n..i + (reps + 1) * n] == phrase {
+            while i + (reps + 1) * n <= words.len()
+                && &keys[i + reps * n..i + (reps + 1) * n] == phrase
+            {
                 reps += 1;
             }
             if reps >= 3 {
@@ -171,7 +177,10 @@ mod tests {
 
     #[test]
     fn silent_unsure_segments_are_dropped() {
-        let out = clean(vec![raw(" you", 0.9, -1.5), raw(" Set a timer.", 0.9, -0.2)], 0.6);
+        let out = clean(
+            vec![raw(" you", 0.9, -1.5), raw(" Set a timer.", 0.9, -0.2)],
+            0.6,
+        );
         assert_eq!(out.len(), 1);
         assert_eq!(out[0].text, "Set a timer.");
     }
@@ -185,7 +194,10 @@ mod tests {
     #[test]
     fn repeated_segments_and_phrases_collapse() {
         let out = clean(
-            vec![raw(" What time is it?", 0.0, -0.1), raw(" what time is it", 0.0, -0.1)],
+            vec![
+                raw(" What time is it?", 0.0, -0.1),
+                raw(" what time is it", 0.0, -0.1),
+            ],
             0.6,
         );
         assert_eq!(out.len(), 1);

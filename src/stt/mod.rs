@@ -122,7 +122,11 @@ impl WhisperEngine {
         let _span = tracing::info_span!("stt_load", model = %model.path.display()).entered();
         let path = path_str(&model.path)?;
         let mut params = WhisperContextParameters::default();
-        params.use_gpu(cfg!(any(feature = "metal", feature = "cuda", feature = "vulkan")));
+        params.use_gpu(cfg!(any(
+            feature = "metal",
+            feature = "cuda",
+            feature = "vulkan"
+        )));
         let ctx = WhisperContext::new_with_params(path, params).map_err(|e| ModelError::Load {
             path: model.path.clone(),
             reason: e.to_string(),
@@ -211,8 +215,9 @@ impl WhisperEngine {
             None => None,
         };
         if let Some(vad) = vad_path.as_deref() {
-            params.enable_vad(true);
+            // whisper-rs asserts the path is set before VAD is enabled.
             params.set_vad_model_path(Some(vad));
+            params.enable_vad(true);
         }
         state.full(params, samples).map_err(engine)?;
 

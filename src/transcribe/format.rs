@@ -2,10 +2,10 @@
 //!
 //! Two ways in:
 //!
-//! * [`write`] renders a finished [`Transcript`] in any [`Format`].
+//! * [`write()`] renders a finished [`Transcript`] in any [`Format`].
 //! * [`SegmentWriter`] emits segments as they arrive (for the CLI, which prints while
 //!   Whisper is still decoding). It supports every format except [`Format::Json`], whose
-//!   document needs the totals at the end; [`write`] uses it internally, so both paths give
+//!   document needs the totals at the end; [`write()`] uses it internally, so both paths give
 //!   identical bytes.
 //!
 //! Text is trimmed. Segments whose text is empty are left out of the text and subtitle formats
@@ -193,7 +193,7 @@ impl<W: Write> SegmentWriter<W> {
     ///
     /// # Errors
     /// [`io::ErrorKind::InvalidInput`] for [`Format::Json`], which cannot be streamed; use
-    /// [`write`] with the finished [`Transcript`] instead.
+    /// [`write()`] with the finished [`Transcript`] instead.
     pub fn new(format: Format, out: W) -> io::Result<Self> {
         if !format.supports_streaming() {
             return Err(io::Error::new(

@@ -68,7 +68,11 @@ pub fn transcribe(
     let mut buf: Vec<f32> = Vec::with_capacity(window + WHISPER_SAMPLE_RATE as usize);
     let mut offset_samples: u64 = 0;
     let mut segments = Vec::new();
-    let mut language = opts.decode.language.clone().unwrap_or_else(|| "auto".into());
+    let mut language = opts
+        .decode
+        .language
+        .clone()
+        .unwrap_or_else(|| "auto".into());
     let mut decode_s = 0.0;
     let mut transcribe_s = 0.0;
     let mut finished = false;
@@ -91,7 +95,8 @@ pub fn transcribe(
         };
         let t = Instant::now();
         let _w = tracing::debug_span!("window", start_s = offset_samples as f64 / rate).entered();
-        let (segs, lang) = engine.transcribe(&buf[..cut], offset_samples as f64 / rate, &opts.decode)?;
+        let (segs, lang) =
+            engine.transcribe(&buf[..cut], offset_samples as f64 / rate, &opts.decode)?;
         transcribe_s += t.elapsed().as_secs_f64();
         language = lang;
         for s in segs {
@@ -119,7 +124,11 @@ pub fn transcribe(
         timings: Timings {
             decode_s,
             transcribe_s,
-            rtf: if duration_s > 0.0 { total / duration_s } else { 0.0 },
+            rtf: if duration_s > 0.0 {
+                total / duration_s
+            } else {
+                0.0
+            },
         },
     })
 }

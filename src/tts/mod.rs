@@ -74,13 +74,18 @@ impl Espeak {
     /// An espeak-ng synthesizer with this voice (empty: `en-us`) and words per minute.
     pub fn new(voice: &str, rate: u32) -> Espeak {
         Espeak {
-            voice: if voice.is_empty() { "en-us".into() } else { voice.into() },
+            voice: if voice.is_empty() {
+                "en-us".into()
+            } else {
+                voice.into()
+            },
             rate,
         }
     }
 }
 
-const ESPEAK_HINT: &str = "Debian/Ubuntu: sudo apt-get install espeak-ng; macOS: brew install espeak-ng";
+const ESPEAK_HINT: &str =
+    "Debian/Ubuntu: sudo apt-get install espeak-ng; macOS: brew install espeak-ng";
 
 impl Synthesizer for Espeak {
     fn name(&self) -> &str {
@@ -89,7 +94,14 @@ impl Synthesizer for Espeak {
 
     fn synthesize(&self, text: &str) -> Result<Speech, TtsError> {
         let output = Command::new("espeak-ng")
-            .args(["--stdout", "-v", &self.voice, "-s", &self.rate.to_string(), "--"])
+            .args([
+                "--stdout",
+                "-v",
+                &self.voice,
+                "-s",
+                &self.rate.to_string(),
+                "--",
+            ])
             .arg(text)
             .stdin(Stdio::null())
             .stderr(Stdio::piped())
@@ -212,9 +224,10 @@ fn read_wav_bytes(bytes: &[u8]) -> Result<Speech, String> {
                     .filter_map(Result::ok)
                     .map(|s| f32::from(s) / 32768.0)
                     .collect(),
-                hound::SampleFormat::Float => {
-                    reader.into_samples::<f32>().filter_map(Result::ok).collect()
-                }
+                hound::SampleFormat::Float => reader
+                    .into_samples::<f32>()
+                    .filter_map(Result::ok)
+                    .collect(),
             };
             Ok(Speech {
                 samples: downmix(&samples, channels),

@@ -7,11 +7,19 @@ use crate::common::Env;
 #[test]
 fn init_writes_a_commented_file_that_show_reads_back() {
     let env = Env::new();
-    env.serena().args(["config", "path"]).assert().success().stdout(predicate::str::contains("config.toml"));
+    env.serena()
+        .args(["config", "path"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("config.toml"));
     env.serena().args(["config", "init"]).assert().success();
     let text = std::fs::read_to_string(env.path().join("config.toml")).expect("written");
     assert!(text.contains("# Whisper model"));
-    env.serena().args(["config", "init"]).assert().failure().stderr(predicate::str::contains("--force"));
+    env.serena()
+        .args(["config", "init"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains("--force"));
     env.serena()
         .args(["config", "show"])
         .assert()
@@ -22,7 +30,11 @@ fn init_writes_a_commented_file_that_show_reads_back() {
 #[test]
 fn environment_and_flags_override_the_file() {
     let env = Env::new();
-    std::fs::write(env.path().join("config.toml"), "[stt]\nmodel = \"base.en\"\n").expect("write");
+    std::fs::write(
+        env.path().join("config.toml"),
+        "[stt]\nmodel = \"base.en\"\n",
+    )
+    .expect("write");
     env.serena()
         .args(["config", "show"])
         .assert()
@@ -45,7 +57,11 @@ fn environment_and_flags_override_the_file() {
 #[test]
 fn bad_configuration_exits_2_naming_key_file_and_allowed_values() {
     let env = Env::new();
-    std::fs::write(env.path().join("config.toml"), "[tts]\nengine = \"festival\"\n").expect("write");
+    std::fs::write(
+        env.path().join("config.toml"),
+        "[tts]\nengine = \"festival\"\n",
+    )
+    .expect("write");
     env.serena()
         .args(["config", "show"])
         .assert()
@@ -73,9 +89,19 @@ fn bad_configuration_exits_2_naming_key_file_and_allowed_values() {
 #[test]
 fn bad_flags_exit_2_and_help_lists_only_working_commands() {
     let env = Env::new();
-    env.serena().args(["transcribe", "--beam-size", "x", "a.wav"]).assert().code(2);
+    env.serena()
+        .args(["transcribe", "--beam-size", "x", "a.wav"])
+        .assert()
+        .code(2);
     env.serena().args(["no-such-command"]).assert().code(2);
-    let help = env.serena().arg("--help").assert().success().get_output().stdout.clone();
+    let help = env
+        .serena()
+        .arg("--help")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
     let help = String::from_utf8_lossy(&help);
     for cmd in ["transcribe", "models", "config", "status", "devices"] {
         assert!(help.contains(cmd), "{cmd} missing from --help");

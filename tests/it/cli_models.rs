@@ -14,7 +14,9 @@ use crate::common::{model, Env};
 
 fn truncated_copy(env: &Env, rel: &str, keep: f64) -> PathBuf {
     let bytes = std::fs::read(model(rel)).expect("read fixture");
-    let path = env.path().join(format!("truncated-{}", rel.replace('/', "-")));
+    let path = env
+        .path()
+        .join(format!("truncated-{}", rel.replace('/', "-")));
     std::fs::write(&path, &bytes[..(bytes.len() as f64 * keep) as usize]).expect("write");
     path
 }
@@ -46,17 +48,33 @@ fn verify_rejects_broken_files_naming_file_and_problem() {
     let empty = env.path().join("empty.gguf");
     std::fs::write(&empty, b"").expect("write");
     let cases: Vec<(PathBuf, &str)> = vec![
-        (truncated_copy(&env, "whisper/ggml-tiny.en.bin", 0.6), "truncated"),
-        (truncated_copy(&env, "whisper/ggml-tiny.en.bin", 0.0001), "truncated"),
-        (truncated_copy(&env, "llm/llama-2-tiny-random.gguf", 0.5), "truncated"),
-        (model("llm/tinyllamas-stories-260k-f32.gguf"), "GGUF version 1"),
+        (
+            truncated_copy(&env, "whisper/ggml-tiny.en.bin", 0.6),
+            "truncated",
+        ),
+        (
+            truncated_copy(&env, "whisper/ggml-tiny.en.bin", 0.0001),
+            "truncated",
+        ),
+        (
+            truncated_copy(&env, "llm/llama-2-tiny-random.gguf", 0.5),
+            "truncated",
+        ),
+        (
+            model("llm/tinyllamas-stories-260k-f32.gguf"),
+            "GGUF version 1",
+        ),
         (model("llm/ggml-vocab-llama-spm.gguf"), "vocabulary-only"),
         (model("llm/ggml-vocab-phi-3.gguf"), "vocabulary-only"),
         (text.clone(), "not a model file"),
         (empty.clone(), "empty"),
     ];
     for (path, problem) in cases {
-        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         env.serena()
             .args(["models", "verify"])
             .arg(&path)
@@ -121,7 +139,11 @@ fn add_imports_checked_files_and_rm_removes_them() {
         .stdout
         .clone();
     let dest = PathBuf::from(String::from_utf8_lossy(&out).trim());
-    assert!(dest.starts_with(env.path().join("data/models/llm")), "{}", dest.display());
+    assert!(
+        dest.starts_with(env.path().join("data/models/llm")),
+        "{}",
+        dest.display()
+    );
     assert!(dest.is_file());
     env.serena()
         .args(["models", "add"])
@@ -152,7 +174,10 @@ struct Server {
 
 fn serve(body: Vec<u8>, break_first: usize, cut_at: usize, max_requests: usize) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}/models/file.gguf", listener.local_addr().expect("addr"));
+    let url = format!(
+        "http://{}/models/file.gguf",
+        listener.local_addr().expect("addr")
+    );
     let requests = Arc::new(AtomicUsize::new(0));
     let ranges = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (req_count, range_log) = (Arc::clone(&requests), Arc::clone(&ranges));
@@ -174,7 +199,11 @@ fn serve(body: Vec<u8>, break_first: usize, cut_at: usize, max_requests: usize) 
             range_log.lock().expect("lock").push(range);
             let start = range.unwrap_or(0) as usize;
             let part = &body[start.min(body.len())..];
-            let status = if range.is_some() { "206 Partial Content" } else { "200 OK" };
+            let status = if range.is_some() {
+                "206 Partial Content"
+            } else {
+                "200 OK"
+            };
             let head = format!(
                 "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 part.len()
@@ -211,14 +240,20 @@ fn pull_resumes_an_interrupted_download_and_verifies_it() {
         .code(4)
         .stderr(predicate::str::contains("run the command again to resume"));
     let part = env.path().join("data/models/downloads/file.gguf.part");
-    assert_eq!(std::fs::metadata(&part).expect("part file kept").len(), 600_000);
+    assert_eq!(
+        std::fs::metadata(&part).expect("part file kept").len(),
+        600_000
+    );
     env.serena()
         .args(["models", "pull", "--url", &server.url, "--sha256", &sha])
         .assert()
         .success()
         .stdout(predicate::str::contains("models/llm/file.gguf"));
     assert_eq!(server.requests.load(Ordering::SeqCst), 2);
-    assert_eq!(*server.ranges.lock().expect("lock"), vec![None, Some(600_000)]);
+    assert_eq!(
+        *server.ranges.lock().expect("lock"),
+        vec![None, Some(600_000)]
+    );
     let got = std::fs::read(env.path().join("data/models/llm/file.gguf")).expect("final file");
     assert_eq!(got, body);
     assert!(!part.exists());
@@ -236,7 +271,10 @@ fn pull_refuses_a_file_with_the_wrong_checksum() {
         .code(4)
         .stderr(predicate::str::contains("checksum mismatch"));
     assert!(!env.path().join("data/models/llm/file.gguf").exists());
-    assert!(!env.path().join("data/models/downloads/file.gguf.part").exists());
+    assert!(!env
+        .path()
+        .join("data/models/downloads/file.gguf.part")
+        .exists());
 }
 
 #[test]
@@ -282,5 +320,7 @@ fn list_shows_catalog_and_local_files_as_json() {
     assert_eq!(tiny["installed"].as_array().map(Vec::len), Some(1));
     let files = v["files"].as_array().expect("files");
     assert!(files.iter().any(|f| f["ok"] == false
-        && f["problem"].as_str().is_some_and(|p| p.contains("GGUF version 1"))));
+        && f["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("GGUF version 1"))));
 }

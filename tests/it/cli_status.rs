@@ -4,9 +4,16 @@ use crate::common::Env;
 use crate::pulse;
 
 fn status_json(cmd: &mut assert_cmd::Command) -> (Option<i32>, serde_json::Value) {
-    let out = cmd.args(["status", "--json"]).output().expect("run serena status");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    let out = cmd
+        .args(["status", "--json"])
+        .output()
+        .expect("run serena status");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "status --json is not JSON ({e}): {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
     (out.status.code(), v)
 }
 
@@ -22,7 +29,10 @@ fn status_without_a_sound_server_says_audio_is_unusable() {
     let env = Env::new();
     let mut cmd = env.serena();
     // A sound server that does not exist: what a machine with no sound card looks like to ALSA.
-    cmd.env("PULSE_SERVER", format!("unix:{}/no-such-socket", env.path().display()));
+    cmd.env(
+        "PULSE_SERVER",
+        format!("unix:{}/no-such-socket", env.path().display()),
+    );
     let (code, v) = status_json(&mut cmd);
     assert_eq!(code, Some(0), "{v:#}");
     assert_eq!(v["ok"], true);
@@ -32,10 +42,14 @@ fn status_without_a_sound_server_says_audio_is_unusable() {
     assert_eq!(check(&v, "tts")["level"], "ok", "{v:#}");
     for dev in ["audio_input", "audio_output"] {
         assert_eq!(check(&v, dev)["level"], "warn", "{v:#}");
-        assert!(check(&v, dev)["fix"].as_str().is_some_and(|f| f.contains("-file")));
+        assert!(check(&v, dev)["fix"]
+            .as_str()
+            .is_some_and(|f| f.contains("-file")));
     }
     assert_eq!(v["build"]["backends"][0], "cpu");
-    assert!(v["build"]["ggml_version"].as_str().is_some_and(|s| !s.is_empty()));
+    assert!(v["build"]["ggml_version"]
+        .as_str()
+        .is_some_and(|s| !s.is_empty()));
 }
 
 #[test]
@@ -63,7 +77,9 @@ fn status_fails_with_exit_7_and_a_fix_when_the_speech_model_is_missing() {
     assert_eq!(v["ok"], false);
     let stt = check(&v, "stt_model");
     assert_eq!(stt["level"], "fail");
-    assert!(stt["fix"].as_str().is_some_and(|f| f.contains("serena models pull tiny.en")));
+    assert!(stt["fix"]
+        .as_str()
+        .is_some_and(|f| f.contains("serena models pull tiny.en")));
 }
 
 #[test]

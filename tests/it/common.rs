@@ -69,6 +69,26 @@ impl Env {
             .env("RUST_LOG", "warn");
         cmd
     }
+
+    /// The data directory `serena` uses in this environment.
+    pub fn data(&self) -> PathBuf {
+        self.path().join("data")
+    }
+
+    /// `serena` as a plain `std::process::Command` with this environment, for long-running
+    /// children (`serve`, `notes add --stdin`).
+    pub fn serena_std(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("serena"));
+        cmd.current_dir(self.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", self.path())
+            .env("SERENA_MODELS", models())
+            .env("SERENA_DATA_DIR", self.data())
+            .env("SERENA_CONFIG", self.path().join("config.toml"))
+            .env("RUST_LOG", "warn");
+        cmd
+    }
 }
 
 /// Words of a transcript, lowercased, punctuation dropped.

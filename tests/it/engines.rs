@@ -17,7 +17,8 @@ fn resolved(rel: &str) -> Resolved {
 }
 
 fn transcribe_jfk(engine: &WhisperEngine) -> String {
-    let samples = serena::audio::decode::decode_file_16k_mono(&audio("asr/jfk.wav")).expect("decode jfk");
+    let samples =
+        serena::audio::decode::decode_file_16k_mono(&audio("asr/jfk.wav")).expect("decode jfk");
     let opts = DecodeOptions {
         beam_size: 1,
         threads: 2,
@@ -25,7 +26,13 @@ fn transcribe_jfk(engine: &WhisperEngine) -> String {
     };
     let (segments, lang) = engine.transcribe(&samples, 0.0, &opts).expect("transcribe");
     assert_eq!(lang, "en");
-    words(&segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" "))
+    words(
+        &segments
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
 }
 
 #[test]
@@ -65,7 +72,8 @@ fn whisper_then_llama_then_whisper_in_one_process() {
     // whisper again, after llama ran on the same ggml.
     assert_eq!(transcribe_jfk(&whisper), JFK);
     // And a fresh whisper context after llama was loaded.
-    let whisper2 = WhisperEngine::load(&resolved("whisper/ggml-tiny.en.bin")).expect("reload whisper");
+    let whisper2 =
+        WhisperEngine::load(&resolved("whisper/ggml-tiny.en.bin")).expect("reload whisper");
     assert_eq!(transcribe_jfk(&whisper2), JFK);
 }
 
@@ -82,5 +90,5 @@ fn both_engines_report_the_same_ggml() {
 
 fn whisper_rs_sys_ggml_version() -> *const std::os::raw::c_char {
     // SAFETY: a getter of a static string.
-    unsafe { whisper_rs::whisper_rs_sys::ggml_version() }
+    unsafe { whisper_rs_sys::ggml_version() }
 }

@@ -5,7 +5,6 @@
 //! ALSA's pulse plugin (`libasound2-plugins`). Tests that use it take [`lock`] so they never
 //! share the virtual microphone at once.
 
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -21,10 +20,22 @@ impl Pulse {
         let d = self.dir.path();
         vec![
             ("XDG_RUNTIME_DIR".into(), d.display().to_string()),
-            ("PULSE_RUNTIME_PATH".into(), d.join("pulse").display().to_string()),
-            ("PULSE_STATE_PATH".into(), d.join("state").display().to_string()),
-            ("PULSE_SERVER".into(), format!("unix:{}", d.join("pulse/native").display())),
-            ("PULSE_COOKIE".into(), d.join("cookie").display().to_string()),
+            (
+                "PULSE_RUNTIME_PATH".into(),
+                d.join("pulse").display().to_string(),
+            ),
+            (
+                "PULSE_STATE_PATH".into(),
+                d.join("state").display().to_string(),
+            ),
+            (
+                "PULSE_SERVER".into(),
+                format!("unix:{}", d.join("pulse/native").display()),
+            ),
+            (
+                "PULSE_COOKIE".into(),
+                d.join("cookie").display().to_string(),
+            ),
         ]
     }
 
@@ -142,9 +153,4 @@ pub fn server() -> &'static Pulse {
 /// Exclusive use of the virtual devices.
 pub fn lock() -> MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A path in the server's directory.
-pub fn scratch(name: &str) -> PathBuf {
-    server().dir.path().join(name)
 }

@@ -1,0 +1,237 @@
+//! `serena serve`: the long-running Serena. Owns the store, serves the control socket, fires
+//! timers, prunes old data, and stops cleanly on Ctrl-C / SIGTERM.
+//!
+//! Each part is a task on one tokio runtime sharing one [`Shutdown`]; later parts (the live
+//! voice pipeline, Wyoming and HTTP servers) are more tasks started here behind their flags.
+//! Events (ready, timer done, stopping) are printed on standard output, one line each, as
+//! text or JSON (`--events json`); logs go to standard error.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, ValueEnum};
+use serde::Serialize;
+use serena::control::{self, Owner, Role, Service, Shutdown};
+use serena::error::ExitCode;
+use serena::skills::timer_runtime::{self, TimerEvent, WallClock};
+use serena::store::{spawn_maintenance, RetentionPolicy};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinSet;
+
+use super::store_cmds::{context, parse_duration};
+use super::Ctx;
+
+/// How long shutdown waits for the tasks to finish (requests in progress, a timer being
+/// announced).
+const STOP_TIMEOUT: Duration = Duration::from_secs(15);
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum EventFormat {
+    /// `timer_done id=3 name=pasta late_ms=12 message="Pasta timer done"`.
+    Text,
+    /// One JSON object per line, with an `event` member.
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Format of the event lines on standard output.
+    #[arg(long, value_enum, default_value_t = EventFormat::Text)]
+    events: EventFormat,
+    /// Do not speak when a timer goes off (the event is still printed).
+    #[arg(long)]
+    no_speak: bool,
+    /// How often to prune old history, metrics and finished timers (10m, 1h, 1d).
+    #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
+    maintenance_every: Duration,
+}
+
+/// What `serve` reports on standard output.
+#[derive(Debug, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+enum Event<'a> {
+    /// Listening; the store is open.
+    Ready {
+        pid: u32,
+        socket: &'a std::path::Path,
+        active_timers: usize,
+    },
+    /// A timer went off.
+    TimerDone {
+        #[serde(flatten)]
+        timer: &'a TimerEvent,
+        message: String,
+    },
+    /// A signal arrived; draining.
+    Stopping { signal: &'a str },
+    /// The store is closed and the socket removed.
+    Stopped,
+}
+
+#[derive(Clone, Copy)]
+struct Events(EventFormat);
+
+impl Events {
+    fn emit(self, event: &Event<'_>) {
+        let line = match self.0 {
+            EventFormat::Json => serde_json::to_string(event).unwrap_or_default(),
+            EventFormat::Text => match event {
+                Event::Ready {
+                    pid,
+                    socket,
+                    active_timers,
+                } => format!(
+                    "ready pid={pid} socket={} active_timers={active_timers}",
+                    socket.display()
+                ),
+                Event::TimerDone { timer, message } => format!(
+                    "timer_done id={} name={} late_ms={} message={message:?}",
+                    timer.id,
+                    timer.name.as_deref().unwrap_or("-"),
+                    timer.late_ms
+                ),
+                Event::Stopping { signal } => format!("stopping signal={signal}"),
+                Event::Stopped => "stopped".to_string(),
+            },
+        };
+        let mut out = std::io::stdout().lock();
+        // Nobody reading standard output is no reason to stop serving.
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    }
+}
+
+/// `serena serve`.
+pub fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let owner = Owner::claim(&ctx.data_dir)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("serena-serve")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(ctx, args, owner))
+}
+
+async fn serve(ctx: &Ctx, args: ServeArgs, mut owner: Owner) -> anyhow::Result<ExitCode> {
+    let events = Events(args.events);
+    let listener = owner.take_listener()?;
+    let store = Arc::clone(owner.store());
+    let shutdown = Shutdown::new();
+    let timers_changed = Arc::new(Notify::new());
+    let mut cx = context(ctx);
+    cx.data_dir = owner.data_dir().to_path_buf();
+    let service = Arc::new(Service::new(
+        Arc::clone(&store),
+        cx.clone(),
+        Role::Serve,
+        Some(Arc::clone(&timers_changed)),
+    ));
+    let active_timers = store.active_timers()?.len();
+    // Before anything can answer on the socket: a client that saw us ready may signal us.
+    let mut signals = Signals::install().context("installing signal handlers")?;
+
+    let mut tasks = JoinSet::new();
+    tasks.spawn(control::server::run(
+        listener,
+        Arc::clone(&service),
+        shutdown.clone(),
+    ));
+    let (timer_tx, timer_rx) = mpsc::channel(32);
+    tasks.spawn(timer_runtime::run(
+        Arc::clone(&store),
+        WallClock,
+        timers_changed,
+        timer_tx,
+        shutdown.clone(),
+    ));
+    tasks.spawn(announce(timer_rx, events, (!args.no_speak).then_some(cx)));
+    let maintenance = spawn_maintenance(
+        Arc::clone(&store),
+        RetentionPolicy::default(),
+        args.maintenance_every,
+    );
+    drop(store);
+
+    events.emit(&Event::Ready {
+        pid: std::process::id(),
+        socket: owner.socket_path(),
+        active_timers,
+    });
+    let signal = signals.recv().await;
+    events.emit(&Event::Stopping { signal });
+    tracing::info!(signal, "stopping");
+    shutdown.trigger();
+    maintenance.abort();
+    let _ = maintenance.await;
+    let drained = tokio::time::timeout(STOP_TIMEOUT, async {
+        while let Some(done) = tasks.join_next().await {
+            if let Err(e) = done {
+                tracing::warn!(error = %e, "a serve task failed");
+            }
+        }
+    })
+    .await;
+    if drained.is_err() {
+        tracing::warn!("tasks still running after {STOP_TIMEOUT:?}; stopping anyway");
+        tasks.abort_all();
+    }
+    drop(service);
+    owner.close()?;
+    events.emit(&Event::Stopped);
+    Ok(ExitCode::Ok)
+}
+
+/// Prints (and speaks, with a context) each timer event until the timer task ends.
+async fn announce(
+    mut rx: mpsc::Receiver<TimerEvent>,
+    events: Events,
+    speak: Option<control::Context>,
+) {
+    while let Some(timer) = rx.recv().await {
+        let message = timer.message();
+        events.emit(&Event::TimerDone {
+            timer: &timer,
+            message: message.clone(),
+        });
+        let Some(cx) = &speak else { continue };
+        let cx = cx.clone();
+        let spoken = tokio::task::spawn_blocking(move || {
+            serena::answer::speak(&message, &cx.config, None, &cx.data_dir)
+        })
+        .await;
+        match spoken {
+            Ok(Ok(Some(path))) => {
+                tracing::info!(path = %path.display(), "no speaker: the announcement was written to a file")
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot speak the timer announcement"),
+            Err(e) => tracing::warn!(error = %e, "the announcement task failed"),
+        }
+    }
+}
+
+/// SIGTERM and SIGINT (Ctrl-C), caught from installation on.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    /// Waits for the first of them; returns its name.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
