@@ -6,16 +6,23 @@
 #   scripts/bench-transcribe.sh                 # 5 runs each, 2 threads: jfk, 1 min, 10 min
 #   N=3 scripts/bench-transcribe.sh             # fewer runs
 #   BENCH_LONG=1 scripts/bench-transcribe.sh    # also 60 minutes (about 10x the 10-min time)
-#   BENCH_CLI_FA=1 scripts/bench-transcribe.sh  # also whisper-cli with flash attention (its default)
+#   BENCH_CLI_FA=1 scripts/bench-transcribe.sh  # also whisper-cli without flash attention
 #
 # Settings (environment): N (runs per tool and file, default 5), THREADS (default 2),
 # MODEL (default <shared fixtures>/models/whisper/ggml-tiny.en.bin), BENCH_DIR (default
-# target/bench), BENCH_LONG, BENCH_CLI_FA.
+# target/bench), BENCH_LONG, BENCH_CLI_FA, OMP_WAIT_POLICY (default passive, see below).
+#
+# OpenMP: the shared ggml is built with OpenMP, and libgomp's default is to spin at every
+# barrier. When other processes compete for the cores (a shared 2-core machine), a run of either
+# tool randomly takes ~10x longer (jfk.wav: 2.5 s or 25 s, 86% of the samples in libgomp's spin
+# loop). Both tools therefore run with OMP_WAIT_POLICY=passive unless you set it yourself
+# (OMP_WAIT_POLICY=active, or OMP_WAIT_POLICY= to leave libgomp's default); on a quiet machine
+# the difference is small.
 #
 # Like for like: same model file, same threads, greedy decoding on both sides (`serena -b 1` is
 # whisper.cpp's Greedy{best_of: 5}, hence `whisper-cli -bs 1 -bo 5`), timestamps on, flash
-# attention off on both (Serena has no flash-attention option and whisper-rs defaults it to
-# off; whisper-cli defaults it to on, hence `-nfa`; BENCH_CLI_FA=1 adds that variant).
+# attention on in both (their defaults: Serena's stt.flash_attn, whisper-cli's -fa);
+# BENCH_CLI_FA=1 adds a whisper-cli run without it (-nfa) for reference.
 # Both write a .txt file into a scratch directory (`serena -o`, `whisper-cli -otxt -of`;
 # whisper-cli's console copy goes to /dev/null) so printing does not count. Runs alternate
 # between the tools, the order flipping every round, so drift in machine load hits both.
@@ -41,6 +48,10 @@ MODEL=${MODEL:-$SHARED/models/whisper/ggml-tiny.en.bin}
 BENCH_DIR=${BENCH_DIR:-$TARGET_DIR/bench}
 BENCH_LONG=${BENCH_LONG:-0}
 BENCH_CLI_FA=${BENCH_CLI_FA:-0}
+OMP_WAIT_POLICY=${OMP_WAIT_POLICY-passive}
+OMP_ENV=()
+if [[ -n $OMP_WAIT_POLICY ]]; then export OMP_WAIT_POLICY; OMP_ENV=(OMP_WAIT_POLICY="$OMP_WAIT_POLICY")
+else unset OMP_WAIT_POLICY; fi
 FIX=$ROOT/audio-fixtures
 SERENA=$TARGET_DIR/release/serena
 
@@ -100,6 +111,7 @@ if [[ $BENCH_LONG == 1 ]]; then make_input min60 3600 && FILES+=("$IN/min60.wav"
 
 # --- runs ---------------------------------------------------------------------------------
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 RUN=$BENCH_DIR/run-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$RUN"
 RESULTS=$RUN/results.tsv
@@ -119,13 +131,15 @@ run_tool() {
         serena)
             /usr/bin/time -f '%e %U %S %M' -o "$RUN/time.txt" \
                 env -i PATH="$PATH" HOME="$SCRATCH" SERENA_CONFIG="$SCRATCH/none.toml" \
+                "${OMP_ENV[@]}" \
                 SERENA_DATA_DIR="$SCRATCH/data" RUST_LOG=warn \
                 "$SERENA" transcribe -q -m "$MODEL" -t "$THREADS" -b 1 -f txt -o "$out" "$file" \
                 >/dev/null 2>"$out/stderr.txt"
             ;;
         whisper-cli | whisper-cli-fa)
-            local fa=-nfa
-            [[ $tool == whisper-cli-fa ]] && fa=-fa
+            # Both tools default to flash attention; BENCH_CLI_FA=1 adds whisper-cli without it.
+            local fa=-fa
+            [[ $tool == whisper-cli-fa ]] && fa=-nfa
             /usr/bin/time -f '%e %U %S %M' -o "$RUN/time.txt" \
                 "$CLI" -m "$MODEL" -t "$THREADS" -bs 1 -bo 5 "$fa" -l en -np \
                 -otxt -of "$out/$stem" -f "$file" >/dev/null 2>"$out/stderr.txt"
@@ -135,7 +149,8 @@ run_tool() {
 
 log "serena: $SERENA"
 log "whisper-cli: $CLI"
-log "model $(basename "$MODEL"), $THREADS threads, greedy, $N runs per tool and file -> $RUN"
+log "model $(basename "$MODEL"), $THREADS threads, greedy, OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-unset}, $N runs per tool and file -> $RUN"
+log "load average before: $LOAD_BEFORE"
 for file in "${FILES[@]}"; do
     audio_s=$(soxi -D "$file")
     name=$(basename "$file")
@@ -167,11 +182,12 @@ done
 # --- report -------------------------------------------------------------------------------
 
 REPORT=$RUN/report.md
-python3 - "$RESULTS" "$RUN/out" "$THREADS" "$N" "$(basename "$MODEL")" >"$REPORT" <<'PY'
+python3 - "$RESULTS" "$RUN/out" "$THREADS" "$N" "$(basename "$MODEL")" "${OMP_WAIT_POLICY:-unset}" \
+    "$LOAD_BEFORE" "$(cut -d' ' -f1-3 /proc/loadavg)" >"$REPORT" <<'PY'
 import csv, difflib, statistics, sys, os, re
-from collections import defaultdict
+from collections import Counter, defaultdict
 
-results, outdir, threads, n, model = sys.argv[1:6]
+results, outdir, threads, n, model, omp, load_before, load_after = sys.argv[1:9]
 rows = list(csv.DictReader(open(results), delimiter="\t"))
 files = list(dict.fromkeys(r["file"] for r in rows))
 tools = list(dict.fromkeys(r["tool"] for r in rows))
@@ -197,9 +213,10 @@ def words(tool, file):
 
 print(f"# serena vs whisper-cli: {model}, {threads} threads, greedy, median of {n} runs\n")
 print("whisper-cli = whisper.cpp 1.8.5 front end on Serena's own libwhisper.a (1.8.3) and ggml 0.26.0, "
-      "`-bs 1 -bo 5 -nfa`; serena = `transcribe -b 1`. Whole process per run (load + decode + "
+      "`-bs 1 -bo 5 -fa`; serena = `transcribe -b 1`. Whole process per run (load + decode + "
       "inference + write). Ratios are serena / whisper-cli (below 1: Serena uses less); "
-      "throughput ratio = whisper-cli wall / serena wall (above 1: Serena is faster).\n")
+      "throughput ratio = whisper-cli wall / serena wall (above 1: Serena is faster). "
+      f"OMP_WAIT_POLICY={omp}; load average before {load_before}, after {load_after}.\n")
 failed = [r for r in rows if r["status"] != "ok"]
 if failed:
     print(f"**{len(failed)} failed runs** (excluded): " + ", ".join(f"{r['tool']} {r['file']} #{r['run']} {r['status']}" for r in failed) + "\n")
@@ -218,9 +235,15 @@ for f in files:
               f"throughput ratio **{cw / sw:.2f}** |")
     s, c = words("serena", f), words("whisper-cli", f)
     if s is not None and c is not None:
-        sm = difflib.SequenceMatcher(a=c, b=s, autojunk=False)
-        same = sum(b.size for b in sm.get_matching_blocks())
-        note = "identical" if s == c else f"{same}/{len(c)} of whisper-cli's words matched in order"
+        if s == c:
+            note = "identical"
+        else:
+            sm = difflib.SequenceMatcher(a=c, b=s, autojunk=False)
+            in_order = sum(b.size for b in sm.get_matching_blocks())
+            common = sum((Counter(s) & Counter(c)).values())
+            note = (f"not identical: {in_order} words match in order, {common} as a multiset "
+                    f"(long inputs differ by design: Serena decodes 120 s windows cut at a pause, "
+                    f"whisper-cli one stream conditioned on its previous text)")
         print(f"\nText (last run, normalised words): serena {len(s)} words, whisper-cli {len(c)}; {note}.")
     print()
 

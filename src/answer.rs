@@ -109,7 +109,7 @@ pub fn transcribe_audio(
     let spec = opts.stt_model.unwrap_or(&opts.config.stt.model);
     let model = models::resolve(spec, ModelKind::Whisper, opts.dirs, opts.catalog)?;
     let t = Instant::now();
-    let engine = WhisperEngine::load(&model)?;
+    let engine = WhisperEngine::load_with(&model, opts.config.stt.flash_attn)?;
     let load_ms = t.elapsed().as_millis() as u64;
     let t = Instant::now();
     let stt = &opts.config.stt;

@@ -67,6 +67,8 @@ pub struct Stt {
     pub no_speech_threshold: f32,
     /// Voice activity detection model for `--vad` (catalog name or path).
     pub vad_model: String,
+    /// Flash attention in whisper's encoder and decoder: much smaller compute buffers.
+    pub flash_attn: bool,
 }
 
 impl Default for Stt {
@@ -78,6 +80,7 @@ impl Default for Stt {
             beam_size: 5,
             no_speech_threshold: 0.6,
             vad_model: "silero-v6.2.0".into(),
+            flash_attn: true,
         }
     }
 }

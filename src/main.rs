@@ -8,5 +8,6 @@ mod cli;
 
 fn main() -> std::process::ExitCode {
     cli::reset_sigpipe();
+    cli::tame_openmp();
     cli::main()
 }

@@ -251,6 +251,16 @@ pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
+/// The shared ggml runs its threads with OpenMP, whose default busy-waiting collapses when
+/// other programs share the cores (runs measured 10× slower on a busy 2-core machine).
+/// Serena is a background assistant on a shared machine: wait passively unless the user
+/// chose otherwise. Called first thing in `main`, before any thread or OpenMP region exists.
+pub fn tame_openmp() {
+    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
+        std::env::set_var("OMP_WAIT_POLICY", "passive");
+    }
+}
+
 /// Die quietly on a closed pipe (`serena transcribe x.wav | head -1`), like other Unix tools.
 pub fn reset_sigpipe() {
     #[cfg(unix)]

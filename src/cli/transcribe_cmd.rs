@@ -11,6 +11,7 @@ use serena::models::{self, ModelKind};
 use serena::stt::{DecodeOptions, WhisperEngine};
 use serena::transcribe::format::{self, Format};
 use serena::transcribe::{self, Options};
+use serena::vad::SileroVad;
 
 use super::{Ctx, UsageError};
 
@@ -110,13 +111,17 @@ pub fn run(ctx: &Ctx, args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         &ctx.dirs,
         &ctx.catalog,
     )?;
-    let vad_model = if args.vad {
+    let vad = if args.vad {
         let spec = args.vad_model.as_deref().unwrap_or(&stt.vad_model);
-        Some(models::resolve(spec, ModelKind::Vad, &ctx.dirs, &ctx.catalog)?.path)
+        Some(models::resolve(spec, ModelKind::Vad, &ctx.dirs, &ctx.catalog)?)
     } else {
         None
     };
-    let engine = WhisperEngine::load(&model)?;
+    let engine = WhisperEngine::load_with(&model, stt.flash_attn)?;
+    let mut silero = match &vad {
+        Some(v) => Some(SileroVad::load(v, 1)?),
+        None => None,
+    };
     if !engine.is_multilingual() && language != "en" && language != "auto" {
         return Err(UsageError(format!(
             "{} understands English only; use a multilingual model for --language {language}",
@@ -139,7 +144,6 @@ pub fn run(ctx: &Ctx, args: TranscribeArgs) -> anyhow::Result<ExitCode> {
             word_timestamps: args.word_timestamps,
             max_len: args.max_len,
             no_speech_threshold: stt.no_speech_threshold,
-            vad_model,
             ..DecodeOptions::default()
         },
         window_s: args.window_seconds,
@@ -155,6 +159,7 @@ pub fn run(ctx: &Ctx, args: TranscribeArgs) -> anyhow::Result<ExitCode> {
         match transcribe_one(
             input,
             &engine,
+            silero.as_mut(),
             &opts,
             &formats,
             args.output_dir.as_deref(),
@@ -180,9 +185,11 @@ pub fn run(ctx: &Ctx, args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::Ok)
 }
 
+#[allow(clippy::too_many_arguments)]
 fn transcribe_one(
     input: &Path,
     engine: &WhisperEngine,
+    vad: Option<&mut SileroVad>,
     opts: &Options,
     formats: &[Format],
     output_dir: Option<&Path>,
@@ -246,7 +253,7 @@ fn transcribe_one(
         None => None,
     };
     let mut write_error: Option<std::io::Error> = None;
-    let transcript = transcribe::transcribe(engine, decoder, &label, opts, |seg| {
+    let transcript = transcribe::transcribe(engine, vad, decoder, &label, opts, |seg| {
         if let Some(bar) = &bar {
             bar.set_position((seg.end * 10.0) as u64);
         }

@@ -118,6 +118,14 @@ impl WhisperEngine {
     /// # Errors
     /// [`SttError::Model`] with [`ModelError::Load`] if whisper.cpp refuses the file.
     pub fn load(model: &Resolved) -> Result<WhisperEngine, SttError> {
+        Self::load_with(model, true)
+    }
+
+    /// Load a verified model, choosing flash attention (`stt.flash_attn`).
+    ///
+    /// # Errors
+    /// [`SttError::Model`] with [`ModelError::Load`] if whisper.cpp refuses the file.
+    pub fn load_with(model: &Resolved, flash_attn: bool) -> Result<WhisperEngine, SttError> {
         install_log_hooks();
         let _span = tracing::info_span!("stt_load", model = %model.path.display()).entered();
         let path = path_str(&model.path)?;
@@ -127,6 +135,7 @@ impl WhisperEngine {
             feature = "cuda",
             feature = "vulkan"
         )));
+        params.flash_attn(flash_attn);
         let ctx = WhisperContext::new_with_params(path, params).map_err(|e| ModelError::Load {
             path: model.path.clone(),
             reason: e.to_string(),

@@ -15,6 +15,7 @@ use std::time::Instant;
 use crate::audio::decode::{DecodeError, Decoder};
 use crate::audio::WHISPER_SAMPLE_RATE;
 use crate::stt::{DecodeOptions, SttError, WhisperEngine};
+use crate::vad::{SileroVad, VadError, VadParams};
 use format::{Segment, Timings, Transcript};
 
 /// File transcription settings.
@@ -47,15 +48,62 @@ pub enum TranscribeError {
     /// The engine failed.
     #[error(transparent)]
     Stt(#[from] SttError),
+    /// Voice activity detection failed.
+    #[error(transparent)]
+    Vad(#[from] VadError),
 }
 
+/// Peak amplitude below which a window is digital silence (about -80 dBFS).
+const SILENCE_PEAK: f32 = 1e-4;
+
+/// The parts of a window worth transcribing, as sample ranges.
+///
+/// Digital silence is never sent to whisper: it spends its longest time there (every
+/// temperature fallback) and can only invent text. With a VAD, only speech is sent: its
+/// spans, padded by [`SPAN_PAD_S`] and merged into groups of at most [`GROUP_MAX_S`] (short
+/// gaps inside a group are kept, so whisper's timestamps within a group stay exact and
+/// every group's offset is known). Without one, the whole window.
+pub fn speech_ranges(
+    window: &[f32],
+    vad: Option<&mut SileroVad>,
+) -> Result<Vec<std::ops::Range<usize>>, VadError> {
+    if window.iter().all(|s| s.abs() < SILENCE_PEAK) {
+        return Ok(Vec::new());
+    }
+    let Some(vad) = vad else {
+        return Ok(vec![0..window.len()]);
+    };
+    let rate = WHISPER_SAMPLE_RATE as f64;
+    let to_sample = |t: f64| ((t.max(0.0) * rate) as usize).min(window.len());
+    let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+    for span in vad.speech(window, &VadParams::default())? {
+        let start = to_sample(span.start - SPAN_PAD_S);
+        let end = to_sample(span.end + SPAN_PAD_S);
+        match groups.last_mut() {
+            Some(g) if end.saturating_sub(g.start) <= (GROUP_MAX_S * rate) as usize => {
+                g.end = g.end.max(end);
+            }
+            _ => groups.push(start..end),
+        }
+    }
+    Ok(groups)
+}
+
+/// Padding around each speech span, seconds.
+pub const SPAN_PAD_S: f64 = 0.2;
+/// Longest group of speech spans sent to whisper at once, seconds (under its 30 s window).
+pub const GROUP_MAX_S: f64 = 28.0;
+
 /// Transcribe everything `decoder` yields. `on_segment` sees each segment as soon as its
-/// window is decoded (for printing as you go).
+/// window is decoded (for printing as you go). With `vad`, only the speech it finds is
+/// transcribed ([`speech_ranges`]).
 ///
 /// # Errors
-/// [`TranscribeError::Decode`] if the input is bad; [`TranscribeError::Stt`] if whisper fails.
+/// [`TranscribeError::Decode`] if the input is bad; [`TranscribeError::Stt`] if whisper
+/// fails; [`TranscribeError::Vad`] if the VAD fails.
 pub fn transcribe(
     engine: &WhisperEngine,
+    mut vad: Option<&mut SileroVad>,
     mut decoder: Decoder,
     file_label: &str,
     opts: &Options,
@@ -95,14 +143,20 @@ pub fn transcribe(
         };
         let t = Instant::now();
         let _w = tracing::debug_span!("window", start_s = offset_samples as f64 / rate).entered();
-        let (segs, lang) =
-            engine.transcribe(&buf[..cut], offset_samples as f64 / rate, &opts.decode)?;
-        transcribe_s += t.elapsed().as_secs_f64();
-        language = lang;
-        for s in segs {
-            on_segment(&s);
-            segments.push(s);
+        let ranges = speech_ranges(&buf[..cut], vad.as_deref_mut())?;
+        if ranges.is_empty() {
+            tracing::debug!("no speech in this window; skipped");
         }
+        for range in ranges {
+            let offset_s = (offset_samples + range.start as u64) as f64 / rate;
+            let (segs, lang) = engine.transcribe(&buf[range], offset_s, &opts.decode)?;
+            language = lang;
+            for s in segs {
+                on_segment(&s);
+                segments.push(s);
+            }
+        }
+        transcribe_s += t.elapsed().as_secs_f64();
         offset_samples += cut as u64;
         buf.drain(..cut);
     }

@@ -7,6 +7,7 @@
 mod common;
 mod pulse;
 
+mod ask;
 mod cli_config;
 mod cli_models;
 mod cli_status;

@@ -13,9 +13,7 @@
 //! - greedy decoding: `serena -b 1` is whisper.cpp's `Greedy { best_of: 5 }` (best-of only
 //!   matters on temperature fallback), so `whisper-cli -bs 1 -bo 5`;
 //! - timestamps on (`whisper-cli -nt` would change decoding: no timestamp tokens);
-//! - flash attention off: Serena loads the model with whisper-rs's default context
-//!   parameters (`flash_attn = false`) and has no option for it; whisper-cli 1.8.5 defaults
-//!   to on, hence `-nfa`.
+//! - flash attention on, both tools' default (Serena: `stt.flash_attn = true`).
 //!
 //! Input: 16 kHz mono files go to both tools as they are (PCM WAV/FLAC, and the MP3 and Ogg
 //! encodings, whose decoders agree here). A file at another rate would be resampled
@@ -24,7 +22,12 @@
 //! such clips are decoded once with Serena's decoder into a 16 kHz float WAV that both tools
 //! read: this module tests the speech engine, not the resamplers.
 //!
-//! Texts are compared after whitespace normalisation (segments joined with single spaces).
+//! Each tool runs once over all clips (one model load, as a user transcribing a folder would),
+//! sequentially, writing `.txt` files that are compared clip by clip after whitespace
+//! normalisation (segments joined with single spaces).
+//! Both run with `OMP_WAIT_POLICY=passive`: the shared ggml uses OpenMP, whose default
+//! spin-waiting makes either tool randomly ~10x slower when other processes share the cores
+//! (it does not change results).
 //! Clips without speech are left out: Serena deliberately drops `[BLANK_AUDIO]` and
 //! probably-silent segments (`stt::clean`), whisper-cli prints them.
 
@@ -105,117 +108,165 @@ fn whisper_cli() -> &'static Path {
     })
 }
 
-/// A 16 kHz mono float WAV of `src` as Serena's decoder sees it.
-fn same_16k(src: &Path, dir: &Path) -> PathBuf {
+/// A name unique among the clips (both tools name outputs after the input's stem).
+fn flat_name(rel: &str) -> String {
+    rel.replace('/', "__")
+}
+
+/// A 16 kHz mono float WAV of `src` as Serena's decoder sees it, written to `dst`.
+fn write_same_16k(src: &Path, dst: &Path) {
     let samples = serena::audio::decode::decode_file_16k_mono(src)
         .unwrap_or_else(|e| panic!("decoding {}: {e}", src.display()));
-    let stem = src.file_stem().unwrap_or_default().to_string_lossy();
-    let path = dir.join(format!("{stem}.16k.wav"));
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 16_000,
         bits_per_sample: 32,
         sample_format: hound::SampleFormat::Float,
     };
-    let mut w = hound::WavWriter::create(&path, spec).expect("create 16 kHz wav");
+    let mut w = hound::WavWriter::create(dst, spec).expect("create 16 kHz wav");
     for s in samples {
         w.write_sample(s).expect("write sample");
     }
     w.finalize().expect("finalize wav");
-    path
 }
 
-fn run_serena(env: &Env, input: &Path) -> String {
+/// The normalised text of `<dir>/<stem>.txt`.
+fn read_txt(dir: &Path, input: &Path, tool: &str, stderr: &str) -> String {
+    let stem = input.file_stem().unwrap_or_default().to_string_lossy();
+    let txt = dir.join(format!("{stem}.txt"));
+    let text = std::fs::read_to_string(&txt).unwrap_or_else(|e| {
+        panic!(
+            "{tool} wrote no {} for {}: {e}\n{stderr}",
+            txt.display(),
+            input.display()
+        )
+    });
+    normalise(&text)
+}
+
+/// One `serena transcribe` over all inputs (the model is loaded once, as whisper-cli does).
+fn run_serena(env: &Env, inputs: &[PathBuf], out_dir: &Path) -> Vec<String> {
     let out = env
         .serena()
         .args(["transcribe", "-f", "txt", "-t", THREADS, "-b", "1", "-m"])
         .arg(model(MODEL))
-        .arg(input)
-        .timeout(Duration::from_secs(120))
+        .arg("-o")
+        .arg(out_dir)
+        .env("OMP_WAIT_POLICY", "passive")
+        .args(inputs)
+        .timeout(Duration::from_secs(300))
         .output()
         .expect("run serena");
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "serena transcribe {} failed ({}):\n{}",
-        input.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        "serena transcribe failed ({}):\n{stderr}",
+        out.status
     );
-    normalise(&String::from_utf8_lossy(&out.stdout))
+    inputs
+        .iter()
+        .map(|i| read_txt(out_dir, i, "serena", &stderr))
+        .collect()
 }
 
-fn run_whisper_cli(input: &Path, out_dir: &Path) -> String {
-    let prefix = out_dir.join("whisper-cli");
-    let txt = prefix.with_extension("txt");
-    let _ = std::fs::remove_file(&txt);
-    let out = assert_cmd::Command::new(whisper_cli())
-        .args([
-            "-t", THREADS, "-bs", "1", "-bo", "5", "-nfa", "-l", "en", "-np", "-otxt",
-        ])
-        .arg("-m")
-        .arg(model(MODEL))
-        .arg("-of")
-        .arg(&prefix)
-        .arg("-f")
-        .arg(input)
-        .timeout(Duration::from_secs(120))
+/// One `whisper-cli` over all inputs, each with its own `-of`.
+fn run_whisper_cli(inputs: &[PathBuf], out_dir: &Path) -> Vec<String> {
+    let mut cmd = assert_cmd::Command::new(whisper_cli());
+    cmd.args([
+        "-t", THREADS, "-bs", "1", "-bo", "5", "-l", "en", "-np", "-otxt",
+    ])
+    .arg("-m")
+    .arg(model(MODEL));
+    for input in inputs {
+        let stem = input.file_stem().unwrap_or_default();
+        cmd.arg("-of").arg(out_dir.join(stem)).arg("-f").arg(input);
+    }
+    let out = cmd
+        .env("OMP_WAIT_POLICY", "passive")
+        .timeout(Duration::from_secs(300))
         .output()
         .expect("run whisper-cli");
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
-        "whisper-cli on {} failed ({}):\n{}",
-        input.display(),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
+        "whisper-cli failed ({}):\n{stderr}",
+        out.status
     );
-    let text = std::fs::read_to_string(&txt)
-        .unwrap_or_else(|e| panic!("whisper-cli wrote no {}: {e}", txt.display()));
-    normalise(&text)
+    inputs
+        .iter()
+        .map(|i| read_txt(out_dir, i, "whisper-cli", &stderr))
+        .collect()
 }
 
 #[test]
 fn transcripts_match_whisper_cli() {
     let cli = whisper_cli();
     let env = Env::new();
-    let scratch = env.path().join("parity");
-    std::fs::create_dir_all(&scratch).expect("scratch dir");
+    let dir = |name: &str| {
+        let d = env.path().join(name);
+        std::fs::create_dir_all(&d).expect("scratch dir");
+        d
+    };
+    let (inputs_dir, serena_out, cli_out) = (dir("inputs"), dir("serena"), dir("whisper-cli"));
+
+    // Unique names (jfk.wav, jfk.flac, ... share a stem): copies of the clips, or the 16 kHz WAV.
+    let inputs: Vec<PathBuf> = CLIPS
+        .iter()
+        .map(|&(rel, how)| {
+            let original = audio(rel);
+            let name = flat_name(rel);
+            match how {
+                Input::AsIs => {
+                    let copy = inputs_dir.join(&name);
+                    std::fs::copy(&original, &copy).expect("copy clip");
+                    copy
+                }
+                Input::Same16k => {
+                    let path = inputs_dir.join(format!("{name}.16k.wav"));
+                    write_same_16k(&original, &path);
+                    path
+                }
+            }
+        })
+        .collect();
+
+    let t = Instant::now();
+    let serena = run_serena(&env, &inputs, &serena_out);
+    let t_serena = t.elapsed();
+    let t = Instant::now();
+    let reference = run_whisper_cli(&inputs, &cli_out);
+    let t_cli = t.elapsed();
 
     let mut report = Vec::new();
     let mut mismatches = Vec::new();
-    for &(rel, how) in CLIPS {
-        let original = audio(rel);
-        let input = match how {
-            Input::AsIs => original.clone(),
-            Input::Same16k => same_16k(&original, &scratch),
-        };
-        let t = Instant::now();
-        let serena = run_serena(&env, &input);
-        let t_serena = t.elapsed();
-        let t = Instant::now();
-        let reference = run_whisper_cli(&input, &scratch);
-        let t_cli = t.elapsed();
+    for ((&(rel, how), serena), reference) in CLIPS.iter().zip(&serena).zip(&reference) {
         let same = serena == reference;
         report.push(format!(
-            "{} {rel} ({how:?}; serena {:.1} s, whisper-cli {:.1} s): {serena}",
-            if same { "same" } else { "DIFF" },
-            t_serena.as_secs_f64(),
-            t_cli.as_secs_f64(),
+            "{} {rel} ({how:?}): {serena}",
+            if same { "same" } else { "DIFF" }
         ));
-        assert!(
-            !serena.is_empty(),
-            "{rel}: serena returned no text for a clip with speech"
-        );
         if !same {
             mismatches.push(format!(
                 "{rel} ({how:?})\n  serena:      {serena:?}\n  whisper-cli: {reference:?}"
             ));
         }
+        assert!(
+            !serena.is_empty(),
+            "{rel}: serena returned no text for a clip with speech"
+        );
     }
-    eprintln!("parity with {}:\n{}", cli.display(), report.join("\n"));
+    eprintln!(
+        "parity with {} (serena {:.1} s, whisper-cli {:.1} s for {} clips):\n{}",
+        cli.display(),
+        t_serena.as_secs_f64(),
+        t_cli.as_secs_f64(),
+        CLIPS.len(),
+        report.join("\n")
+    );
     assert!(
         mismatches.is_empty(),
         "{} of {} clips transcribe differently from whisper-cli (model {MODEL}, {THREADS} threads, \
-         greedy best-of 5, no flash attention):\n{}",
+         greedy best-of 5, flash attention):\n{}",
         mismatches.len(),
         CLIPS.len(),
         mismatches.join("\n")

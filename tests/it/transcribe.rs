@@ -338,3 +338,44 @@ fn long_inputs_are_windowed_with_continuous_timestamps() {
         "{text}"
     );
 }
+
+/// A 30-minute input (jfk every five minutes, silence between) with VAD: memory stays
+/// bounded by the window, timestamps continue across 15 windows, nothing is invented.
+#[test]
+fn a_thirty_minute_input_keeps_continuous_timestamps() {
+    let env = Env::new();
+    let jfk = serena::audio::decode::decode_file_16k_mono(&audio("asr/jfk.wav")).expect("decode");
+    let total = 30 * 60 * 16_000usize;
+    let mut samples = vec![0.0f32; total];
+    let offsets: Vec<usize> = (0..6).map(|k| k * 300 + 7).collect(); // seconds
+    for &at in &offsets {
+        let start = at * 16_000;
+        samples[start..start + jfk.len()].copy_from_slice(&jfk);
+    }
+    let long = env.path().join("thirty.wav");
+    serena::audio::write_wav_16k_mono(&long, &samples).expect("write");
+    drop(samples);
+    let out = transcribe_text(&env, &long, &["-f", "json", "--vad"]);
+    let json: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert!((json["duration_s"].as_f64().unwrap_or(0.0) - 1800.0).abs() < 0.1);
+    let segs = json["segments"].as_array().expect("segments");
+    let starts: Vec<f64> = segs.iter().filter_map(|s| s["start"].as_f64()).collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "timestamps go backwards: {starts:?}");
+    // Every copy is found where it was put (within a second), and nowhere else.
+    for &at in &offsets {
+        let hit = segs.iter().any(|s| {
+            let start = s["start"].as_f64().unwrap_or(-1.0);
+            (start - at as f64).abs() < 1.5
+        });
+        assert!(hit, "no segment starts near {at} s: {starts:?}");
+    }
+    for s in segs {
+        let start = s["start"].as_f64().unwrap_or(-1.0);
+        assert!(
+            offsets.iter().any(|&at| start >= at as f64 - 1.5 && start <= at as f64 + 12.0),
+            "a segment at {start} s, where there is only silence: {s}"
+        );
+    }
+    let text: Vec<&str> = segs.iter().filter_map(|s| s["text"].as_str()).collect();
+    assert_eq!(words(&text.join(" ")).matches("ask not what your country").count(), 6);
+}
