@@ -18,8 +18,12 @@ fn sentences() -> Vec<String> {
                 .join("../shared/fixtures/intents/home-assistant-intents/tests/en")
         });
     let mut out = Vec::new();
-    let entries = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (the shared intent fixtures are needed)", dir.display()));
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (the shared intent fixtures are needed)",
+            dir.display()
+        )
+    });
     for entry in entries.flatten() {
         let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
         let mut in_sentences = false;
@@ -35,8 +39,13 @@ fn sentences() -> Vec<String> {
         }
     }
     out.extend(
-        ["what time does the store open", "set the table", "tell me a joke", "how long is a piece of string"]
-            .map(String::from),
+        [
+            "what time does the store open",
+            "set the table",
+            "tell me a joke",
+            "how long is a piece of string",
+        ]
+        .map(String::from),
     );
     out
 }
@@ -44,7 +53,11 @@ fn sentences() -> Vec<String> {
 fn bench(c: &mut Criterion) {
     let router = Router::builtin().expect("builtin templates load");
     let sentences = sentences();
-    assert!(sentences.len() > 100, "only {} sentences found", sentences.len());
+    assert!(
+        sentences.len() > 100,
+        "only {} sentences found",
+        sentences.len()
+    );
     c.bench_function("route_all_test_sentences", |b| {
         b.iter(|| {
             for s in &sentences {
@@ -52,8 +65,12 @@ fn bench(c: &mut Criterion) {
             }
         })
     });
-    c.bench_function("route_one_sentence", |b| b.iter(|| router.route("set a timer for five and a half minutes")));
-    c.bench_function("load_builtin_templates", |b| b.iter(|| Router::builtin().expect("load")));
+    c.bench_function("route_one_sentence", |b| {
+        b.iter(|| router.route("set a timer for five and a half minutes"))
+    });
+    c.bench_function("load_builtin_templates", |b| {
+        b.iter(|| Router::builtin().expect("load"))
+    });
 
     // Per-sentence distribution, printed once (median and p99).
     let mut times: Vec<f64> = Vec::new();

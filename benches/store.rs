@@ -18,7 +18,9 @@ fn entry(i: u64) -> HistoryEntry {
         slots: serde_json::json!({"minutes": i % 60}),
         reply: format!("Timer set for {} minutes", i % 60),
         source: ReplySource::Router,
-        timings: [("stt_ms".to_string(), 180u64), ("route_us".to_string(), 6)].into_iter().collect(),
+        timings: [("stt_ms".to_string(), 180u64), ("route_us".to_string(), 6)]
+            .into_iter()
+            .collect(),
         power_profile: "performance".into(),
     }
 }
@@ -28,7 +30,11 @@ fn dir_size(path: &std::path::Path) -> u64 {
     if let Ok(entries) = std::fs::read_dir(path) {
         for e in entries.flatten() {
             let p = e.path();
-            total += if p.is_dir() { dir_size(&p) } else { e.metadata().map(|m| m.len()).unwrap_or(0) };
+            total += if p.is_dir() {
+                dir_size(&p)
+            } else {
+                e.metadata().map(|m| m.len()).unwrap_or(0)
+            };
         }
     }
     total
@@ -71,7 +77,11 @@ fn bench(c: &mut Criterion) {
     assert_eq!(hits.len(), 1);
     let t = Instant::now();
     let recent = store
-        .history_search(None, Some(SystemTime::now() - Duration::from_secs(3600)), 20)
+        .history_search(
+            None,
+            Some(SystemTime::now() - Duration::from_secs(3600)),
+            20,
+        )
         .expect("search");
     let search_recent = t.elapsed();
     assert_eq!(recent.len(), 20);

@@ -148,7 +148,9 @@ pub fn run(opts: &Options<'_>) -> Report {
                         "serena models pull {} (or set SERENA_MODELS to a directory holding {})",
                         entry.name, entry.file
                     ),
-                    None => "check the path, or pick a catalog model: serena models list".to_string(),
+                    None => {
+                        "check the path, or pick a catalog model: serena models list".to_string()
+                    }
                 }),
             },
         };

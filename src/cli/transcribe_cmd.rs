@@ -113,7 +113,12 @@ pub fn run(ctx: &Ctx, args: TranscribeArgs) -> anyhow::Result<ExitCode> {
     )?;
     let vad = if args.vad {
         let spec = args.vad_model.as_deref().unwrap_or(&stt.vad_model);
-        Some(models::resolve(spec, ModelKind::Vad, &ctx.dirs, &ctx.catalog)?)
+        Some(models::resolve(
+            spec,
+            ModelKind::Vad,
+            &ctx.dirs,
+            &ctx.catalog,
+        )?)
     } else {
         None
     };

@@ -222,15 +222,17 @@ pub fn resolve(
             .find_map(|f| dirs.find_file(f, Some(kind)));
         match found {
             Some(path) => (path, Some(entry.name.clone())),
-            None => return Err(ModelError::NotFound {
-                spec: spec.into(),
-                kind,
-                searched: dirs.search.clone(),
-                hint: format!(
+            None => {
+                return Err(ModelError::NotFound {
+                    spec: spec.into(),
+                    kind,
+                    searched: dirs.search.clone(),
+                    hint: format!(
                     "get it with `serena models pull {}`, or put {} in one of those directories",
                     entry.name, entry.file
                 ),
-            }),
+                })
+            }
         }
     } else if let Some(path) = dirs.find_file(spec, Some(kind)) {
         (path, catalog.by_file(spec).map(|e| e.name.clone()))

@@ -71,6 +71,7 @@ pub fn speech_ranges(
         return Ok(Vec::new());
     }
     let Some(vad) = vad else {
+        #[allow(clippy::single_range_in_vec_init)]
         return Ok(vec![0..window.len()]);
     };
     let rate = WHISPER_SAMPLE_RATE as f64;

@@ -15,7 +15,8 @@ fn ask_json(env: &Env, args: &[&str]) -> serde_json::Value {
         .get_output()
         .stdout
         .clone();
-    serde_json::from_slice(&out).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)))
+    serde_json::from_slice(&out)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out)))
 }
 
 #[test]
@@ -46,8 +47,14 @@ fn a_spoken_timer_command_sets_a_ten_minute_timer_in_the_store() {
 fn spoken_time_and_date_questions_get_their_intents() {
     let env = Env::new();
     for (clip, intent) in [
-        ("commands/rhasspy3_what_time_is_it.wav", "HassGetCurrentTime"),
-        ("commands/rhasspy3_whats_the_date_today.wav", "HassGetCurrentDate"),
+        (
+            "commands/rhasspy3_what_time_is_it.wav",
+            "HassGetCurrentTime",
+        ),
+        (
+            "commands/rhasspy3_whats_the_date_today.wav",
+            "HassGetCurrentDate",
+        ),
     ] {
         let path = audio(clip);
         let v = ask_json(&env, &["--audio", path.to_str().expect("utf-8")]);
@@ -59,14 +66,22 @@ fn spoken_time_and_date_questions_get_their_intents() {
 #[test]
 fn speech_that_is_not_a_command_is_not_understood() {
     let env = Env::new();
-    for clip in ["commands/rhasspy3_this_is_a_test.wav", "commands/rhino_test_out_of_context.wav"] {
+    for clip in [
+        "commands/rhasspy3_this_is_a_test.wav",
+        "commands/rhino_test_out_of_context.wav",
+    ] {
         let path = audio(clip);
         let v = ask_json(&env, &["--audio", path.to_str().expect("utf-8")]);
         assert!(v["intent"].is_null(), "{clip}: {v:#}");
         // No language model is installed in the fixtures' default config: the fallback
         // says so and how to fix it.
         assert_eq!(v["source"], "fallback", "{clip}: {v:#}");
-        assert!(v["reply"].as_str().is_some_and(|r| r.contains("serena models pull")), "{v:#}");
+        assert!(
+            v["reply"]
+                .as_str()
+                .is_some_and(|r| r.contains("serena models pull")),
+            "{v:#}"
+        );
     }
 }
 

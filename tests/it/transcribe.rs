@@ -360,7 +360,10 @@ fn a_thirty_minute_input_keeps_continuous_timestamps() {
     assert!((json["duration_s"].as_f64().unwrap_or(0.0) - 1800.0).abs() < 0.1);
     let segs = json["segments"].as_array().expect("segments");
     let starts: Vec<f64> = segs.iter().filter_map(|s| s["start"].as_f64()).collect();
-    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "timestamps go backwards: {starts:?}");
+    assert!(
+        starts.windows(2).all(|w| w[0] <= w[1]),
+        "timestamps go backwards: {starts:?}"
+    );
     // Every copy is found where it was put (within a second), and nowhere else.
     for &at in &offsets {
         let hit = segs.iter().any(|s| {
@@ -372,10 +375,17 @@ fn a_thirty_minute_input_keeps_continuous_timestamps() {
     for s in segs {
         let start = s["start"].as_f64().unwrap_or(-1.0);
         assert!(
-            offsets.iter().any(|&at| start >= at as f64 - 1.5 && start <= at as f64 + 12.0),
+            offsets
+                .iter()
+                .any(|&at| start >= at as f64 - 1.5 && start <= at as f64 + 12.0),
             "a segment at {start} s, where there is only silence: {s}"
         );
     }
     let text: Vec<&str> = segs.iter().filter_map(|s| s["text"].as_str()).collect();
-    assert_eq!(words(&text.join(" ")).matches("ask not what your country").count(), 6);
+    assert_eq!(
+        words(&text.join(" "))
+            .matches("ask not what your country")
+            .count(),
+        6
+    );
 }
