@@ -161,7 +161,7 @@ pub fn answer_in(
 ) -> Result<Answer, AnswerError> {
     let mut timings = BTreeMap::new();
     let t = Instant::now();
-    let router = Router::builtin()?;
+    let router = Router::for_user()?;
     let routed = router.route(text);
     timings.insert("route_us".into(), t.elapsed().as_micros() as u64);
     let profile = store

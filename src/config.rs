@@ -30,6 +30,41 @@ pub struct Config {
     pub tts: Tts,
     /// Audio devices.
     pub audio: Audio,
+    /// The store: history retention.
+    pub store: StoreConfig,
+}
+
+/// `[store]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// History entries older than this many days are removed (pruned in the background by a
+    /// long-running Serena).
+    pub history_max_days: u32,
+    /// At most this many history entries are kept (the newest).
+    pub history_max_entries: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            history_max_days: 90,
+            history_max_entries: 100_000,
+        }
+    }
+}
+
+impl StoreConfig {
+    /// The store's retention policy for these settings.
+    pub fn retention(&self) -> crate::store::RetentionPolicy {
+        crate::store::RetentionPolicy {
+            history_max_age: std::time::Duration::from_secs(
+                u64::from(self.history_max_days) * 24 * 3600,
+            ),
+            history_max_count: self.history_max_entries as usize,
+            ..crate::store::RetentionPolicy::default()
+        }
+    }
 }
 
 /// `[general]`
@@ -417,6 +452,16 @@ impl Config {
         }
         if self.llm.threads > 256 {
             return Err(bad("llm.threads", self.llm.threads.to_string(), "0 to 256"));
+        }
+        if !(1..=36_500).contains(&self.store.history_max_days) {
+            return Err(bad(
+                "store.history_max_days",
+                self.store.history_max_days.to_string(),
+                "1 to 36500",
+            ));
+        }
+        if self.store.history_max_entries == 0 {
+            return Err(bad("store.history_max_entries", "0".into(), "at least 1"));
         }
         if !(80..=450).contains(&self.tts.rate) {
             return Err(bad(

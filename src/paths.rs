@@ -41,3 +41,12 @@ pub fn default_data_dir() -> PathBuf {
         None => PathBuf::from(".serena"),
     }
 }
+
+/// A directory of the user's own intent templates (`*.yaml`, Home Assistant syntax), merged
+/// over the built-in ones: `<platform config dir>/sentences`, next to the config file.
+pub fn user_sentences_dir() -> PathBuf {
+    config_file()
+        .parent()
+        .map(|d| d.join("sentences"))
+        .unwrap_or_else(|| PathBuf::from("sentences"))
+}

@@ -22,7 +22,7 @@ pub struct RouteArgs {
 
 /// `serena route`: text in, one JSON object per sentence out, no side effects.
 pub fn route(_ctx: &Ctx, args: RouteArgs) -> anyhow::Result<ExitCode> {
-    let router = Router::builtin()?;
+    let router = Router::for_user()?;
     let print = |text: &str| -> anyhow::Result<()> {
         let routed = router.route(text);
         println!("{}", serde_json::to_string(&routed.report(text))?);

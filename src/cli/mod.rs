@@ -239,6 +239,12 @@ pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
             let _ = e;
             return ExitCode::Store;
         }
+        if cause
+            .downcast_ref::<serena::router::RouterError>()
+            .is_some()
+        {
+            return ExitCode::Usage; // the user's sentence files are configuration
+        }
         if cause.downcast_ref::<UsageError>().is_some() {
             return ExitCode::Usage;
         }

@@ -16,7 +16,7 @@ use serde::Serialize;
 use serena::control::{self, Owner, Role, Service, Shutdown};
 use serena::error::ExitCode;
 use serena::skills::timer_runtime::{self, TimerEvent, WallClock};
-use serena::store::{spawn_maintenance, RetentionPolicy};
+use serena::store::spawn_maintenance;
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 
@@ -149,7 +149,7 @@ async fn serve(ctx: &Ctx, args: ServeArgs, mut owner: Owner) -> anyhow::Result<E
     tasks.spawn(announce(timer_rx, events, (!args.no_speak).then_some(cx)));
     let maintenance = spawn_maintenance(
         Arc::clone(&store),
-        RetentionPolicy::default(),
+        ctx.config.store.retention(),
         args.maintenance_every,
     );
     drop(store);

@@ -223,6 +223,20 @@ impl Router {
         load::build(&load::merge_sources(load::builtin_sources(), user))
     }
 
+    /// The built-in templates, with the user's directory merged over them when it exists
+    /// ([`crate::paths::user_sentences_dir`]).
+    ///
+    /// # Errors
+    /// As [`Router::from_dir`], naming the user's file that is wrong.
+    pub fn for_user() -> Result<Router, RouterError> {
+        let dir = crate::paths::user_sentences_dir();
+        if dir.is_dir() {
+            Router::from_dir(dir)
+        } else {
+            Router::builtin()
+        }
+    }
+
     /// Number of compiled template sentences.
     pub fn template_count(&self) -> usize {
         self.templates.len()

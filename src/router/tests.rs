@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_norway::Value;
 
@@ -721,45 +721,4 @@ fn load_errors_name_the_file_and_problem() {
         .err()
         .map(|e| e.to_string());
     assert!(missing.is_some_and(|e| e.contains("/nonexistent/serena")));
-}
-
-/// Timing report (not an assertion): `cargo test --release -- --ignored
-/// router_timing --nocapture`.
-#[test]
-#[ignore]
-fn router_timing() {
-    let mut loads = Vec::new();
-    for _ in 0..20 {
-        let start = Instant::now();
-        let router = Router::builtin();
-        loads.push(start.elapsed());
-        assert!(router.is_ok());
-    }
-    loads.sort();
-    let router = fixture_router();
-    let cases = ha_cases();
-    let mut per_sentence = Vec::new();
-    const REPEAT: u32 = 200;
-    for case in &cases {
-        let start = Instant::now();
-        for _ in 0..REPEAT {
-            std::hint::black_box(router.route(std::hint::black_box(&case.sentence)));
-        }
-        per_sentence.push(start.elapsed() / REPEAT);
-    }
-    per_sentence.sort();
-    let pct = |p: f64| per_sentence[((per_sentence.len() - 1) as f64 * p).round() as usize];
-    println!(
-        "load (builtin, {} templates): median {:?}, min {:?}",
-        builtin().template_count(),
-        loads[loads.len() / 2],
-        loads[0]
-    );
-    println!(
-        "route over {} HA test sentences: median {:?}, p99 {:?}, max {:?}",
-        per_sentence.len(),
-        pct(0.5),
-        pct(0.99),
-        per_sentence[per_sentence.len() - 1]
-    );
 }

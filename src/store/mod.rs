@@ -152,7 +152,7 @@ impl Store {
         let lock = layout::lock_dir(dir)?;
         layout::recover(dir)?;
         let db_path = dir.join(layout::DB_DIR);
-        let db = open_sled(&db_path, opts.cache_capacity)?;
+        let db = open_sled_after_own_close(&db_path, opts.cache_capacity)?;
         layout::restrict_tree(&db_path)?;
         let t = Tables::open(&db)?;
         let migrated_from = migrations::migrate(&db)?;
@@ -263,6 +263,23 @@ impl Drop for Store {
     fn drop(&mut self) {
         if let Err(e) = self.db.flush() {
             tracing::error!(error = %e, "flushing the store at close failed");
+        }
+    }
+}
+
+/// Open sled while holding our own `LOCK`. No other process can then have the database,
+/// so a sled lock failure can only be this process's previous handle, whose background
+/// flusher thread lets go within its flush interval (500 ms) after the last `Store` is
+/// dropped. Retry for a bounded time instead of failing a close-then-reopen (restore,
+/// tests) on that race.
+fn open_sled_after_own_close(path: &Path, cache_capacity: u64) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match open_sled(path, cache_capacity) {
+            Err(StoreError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::park_timeout(std::time::Duration::from_millis(20));
+            }
+            other => return other,
         }
     }
 }

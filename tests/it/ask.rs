@@ -135,3 +135,42 @@ fn typed_commands_use_lists_and_notes() {
         .success()
         .stdout(predicate::str::contains("don't have a calendar list"));
 }
+
+#[test]
+fn the_users_sentence_files_extend_the_router_and_errors_name_the_file() {
+    let env = Env::new();
+    let dir = env.path().join("sentences");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(
+        dir.join("serena_mine.yaml"),
+        "language: en\nintents:\n  SerenaHelp:\n    data:\n      - sentences:\n          - \"what are your powers\"\n",
+    )
+    .expect("write");
+    let out = env
+        .serena()
+        .args(["route", "what are your powers", "what time is it"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("\"SerenaHelp\""), "{text}");
+    assert!(
+        lines[1].contains("\"HassGetCurrentTime\""),
+        "built-ins still work: {text}"
+    );
+    std::fs::write(
+        dir.join("broken.yaml"),
+        "language: en\nintents:\n  NoSuchIntent:\n    data: []\n",
+    )
+    .expect("write");
+    env.serena()
+        .args(["route", "hello"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("broken.yaml").and(predicate::str::contains("NoSuchIntent")),
+        );
+}
