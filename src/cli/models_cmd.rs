@@ -156,12 +156,7 @@ fn list(ctx: &Ctx, json: bool) -> anyhow::Result<ExitCode> {
     if !installed.is_empty() {
         println!(
             "\nModel files found (search order: {}):",
-            ctx.dirs
-                .search
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            models::display_dirs(&ctx.dirs.search)
         );
         for i in &installed {
             match &i.status {
@@ -262,12 +257,7 @@ fn verify(ctx: &Ctx, specs: Vec<String>, strict: bool) -> anyhow::Result<ExitCod
                     None => {
                         eprintln!(
                             "missing {spec}: not found in {}",
-                            ctx.dirs
-                                .search
-                                .iter()
-                                .map(|d| d.display().to_string())
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            models::display_dirs(&ctx.dirs.search)
                         );
                         return Ok(ExitCode::Model);
                     }

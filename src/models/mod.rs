@@ -116,7 +116,8 @@ impl Classify for ModelError {
     }
 }
 
-fn display_dirs(dirs: &[PathBuf]) -> String {
+/// Directories as one comma-separated line, for messages.
+pub fn display_dirs(dirs: &[PathBuf]) -> String {
     if dirs.is_empty() {
         return "nothing".into();
     }

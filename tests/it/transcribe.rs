@@ -7,16 +7,10 @@ use crate::common::{audio, words, Env, JFK};
 #[test]
 fn transcribes_jfk_to_standard_output() {
     let env = Env::new();
-    let out = env
-        .serena()
-        .args(["transcribe", "-b", "1"])
-        .arg(audio("asr/jfk.wav"))
-        .assert()
-        .success()
-        .get_output()
-        .stdout
-        .clone();
-    assert_eq!(words(&String::from_utf8_lossy(&out)), JFK);
+    assert_eq!(
+        words(&transcribe_text(&env, &audio("asr/jfk.wav"), &[])),
+        JFK
+    );
 }
 
 #[test]
