@@ -272,8 +272,14 @@ impl<R: Read + Seek> Reader<R> {
 
     fn skip(&mut self, n: u64, what: &str) -> Result<(), Walk> {
         self.need(n, what)?;
-        let n_i64 = i64::try_from(n).map_err(|_| corrupt(format!("{what}: size {n}")))?;
-        self.inner.seek(SeekFrom::Current(n_i64))?;
+        if n <= 1 << 16 {
+            // Small skips (vocabulary words) read through the buffer: a seek would throw
+            // the buffer away and cost a read per word (51,864 of them in a whisper model).
+            std::io::copy(&mut (&mut self.inner).take(n), &mut std::io::sink())?;
+        } else {
+            let n_i64 = i64::try_from(n).map_err(|_| corrupt(format!("{what}: size {n}")))?;
+            self.inner.seek(SeekFrom::Current(n_i64))?;
+        }
         self.pos += n;
         Ok(())
     }
