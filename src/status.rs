@@ -116,6 +116,8 @@ pub struct Options<'a> {
     pub config: &'a Config,
     /// Where models are searched.
     pub dirs: &'a ModelDirs,
+    /// The model catalog.
+    pub catalog: &'a Catalog,
     /// The data directory.
     pub data_dir: &'a Path,
     /// How long to wait for an audio device's first callback.
@@ -124,12 +126,12 @@ pub struct Options<'a> {
 
 /// Run every check.
 pub fn run(opts: &Options<'_>) -> Report {
-    let catalog = Catalog::builtin();
+    let catalog = opts.catalog;
     let mut checks = Vec::new();
 
     let model_check =
         |name: &'static str, spec: &str, kind: ModelKind, required: bool| match models::resolve(
-            spec, kind, opts.dirs, &catalog,
+            spec, kind, opts.dirs, catalog,
         ) {
             Ok(found) => Check {
                 name,

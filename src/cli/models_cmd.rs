@@ -252,7 +252,7 @@ fn verify(ctx: &Ctx, specs: Vec<String>, strict: bool) -> anyhow::Result<ExitCod
             if p.exists() {
                 out.push(p);
             } else if let Some(entry) = ctx.catalog.get(&spec) {
-                match ctx.dirs.find_file(&entry.file, Some(entry.kind)) {
+                match ctx.dirs.find_entry(entry) {
                     Some(p) => out.push(p),
                     None => {
                         eprintln!(

@@ -19,6 +19,7 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<ExitCode> {
     let report = status::run(&status::Options {
         config: &ctx.config,
         dirs: &ctx.dirs,
+        catalog: &ctx.catalog,
         data_dir: &ctx.data_dir,
         device_timeout: Duration::from_secs(3),
     });

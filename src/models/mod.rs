@@ -171,6 +171,13 @@ impl ModelDirs {
         out
     }
 
+    /// Find a catalog entry's file, under its own name or one of its other names.
+    pub fn find_entry(&self, entry: &Entry) -> Option<PathBuf> {
+        std::iter::once(&entry.file)
+            .chain(&entry.also_files)
+            .find_map(|f| self.find_file(f, Some(entry.kind)))
+    }
+
     /// Find a file named `file` for `kind`.
     pub fn find_file(&self, file: &str, kind: Option<ModelKind>) -> Option<PathBuf> {
         self.candidates(kind)
@@ -218,9 +225,7 @@ pub fn resolve(
             hint: "no such file".into(),
         });
     } else if let Some(entry) = catalog.get(spec).filter(|e| e.kind == kind) {
-        let found = std::iter::once(&entry.file)
-            .chain(&entry.also_files)
-            .find_map(|f| dirs.find_file(f, Some(kind)));
+        let found = dirs.find_entry(entry);
         match found {
             Some(path) => (path, Some(entry.name.clone())),
             None => {

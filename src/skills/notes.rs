@@ -4,6 +4,14 @@ use crate::router::{Intent, Match};
 
 use super::{join_and, Env, Reply, SkillError};
 
+/// The `note` slot, trimmed; `None` when absent or empty.
+fn note_text(m: &Match) -> Option<&str> {
+    m.slots
+        .text("note")
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 /// Handle a notes intent.
 ///
 /// # Errors
@@ -12,12 +20,7 @@ pub fn handle(m: &Match, env: &Env<'_>) -> Result<Reply, SkillError> {
     let store = env.store;
     match m.intent {
         Intent::Remember => {
-            let Some(text) = m
-                .slots
-                .text("note")
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-            else {
+            let Some(text) = note_text(m) else {
                 return Ok(Reply::say("What should I remember?"));
             };
             let note = store.add_note(text)?;
@@ -54,12 +57,7 @@ pub fn handle(m: &Match, env: &Env<'_>) -> Result<Reply, SkillError> {
                 })
                 .with("forgotten", n));
             }
-            let Some(text) = m
-                .slots
-                .text("note")
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-            else {
+            let Some(text) = note_text(m) else {
                 return Ok(Reply::say("What should I forget?"));
             };
             let removed = store.remove_notes_matching(text)?;

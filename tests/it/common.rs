@@ -91,6 +91,18 @@ impl Env {
     }
 }
 
+/// `serena ARGS` in `env`, which must succeed; its standard output.
+pub fn ok(env: &Env, args: &[&str]) -> String {
+    let out = env.serena().args(args).output().expect("run serena");
+    assert!(
+        out.status.success(),
+        "serena {args:?} failed ({:?}): {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
 /// Words of a transcript, lowercased, punctuation dropped.
 pub fn words(text: &str) -> String {
     text.split_whitespace()

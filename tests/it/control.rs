@@ -8,7 +8,7 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::common::Env;
+use crate::common::{ok, Env};
 
 const READY_DEADLINE: Duration = Duration::from_secs(20);
 
@@ -156,17 +156,6 @@ impl Conn {
         self.send_raw(format!("{line}\n").as_bytes());
         self.read_response()
     }
-}
-
-fn ok(env: &Env, args: &[&str]) -> String {
-    let out = env.serena().args(args).output().expect("run serena");
-    assert!(
-        out.status.success(),
-        "serena {args:?} failed ({:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8")
 }
 
 fn mode(path: &Path) -> u32 {

@@ -9,19 +9,7 @@ use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
-use crate::common::Env;
-
-/// `serena ARGS` in `env`, which must succeed; its standard output.
-fn ok(env: &Env, args: &[&str]) -> String {
-    let out = env.serena().args(args).output().expect("run serena");
-    assert!(
-        out.status.success(),
-        "serena {args:?} failed ({:?}): {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 output")
-}
+use crate::common::{ok, Env};
 
 /// `serena export --json` without the export time.
 fn export(env: &Env) -> serde_json::Value {
