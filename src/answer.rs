@@ -9,18 +9,24 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::{Instant, SystemTime};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
 use crate::audio::decode;
 use crate::config::Config;
-use crate::llm::{EngineOptions, GenerateOptions, LlmEngine, Message};
+use crate::llm::conversation::Conversation;
+use crate::llm::health::{BreakerConfig, StateName};
+use crate::llm::online::{ChatOptions, OnlineConfig, OnlineError, OnlineModel};
+use crate::llm::{EngineOptions, GenerateOptions, LlmWorker};
 use crate::models::{self, Catalog, ModelDirs, ModelKind};
 use crate::router::{Routed, Router};
 use crate::skills;
 use crate::store::{HistoryEntry, InputMode, ReplySource, Store};
 use crate::stt::{DecodeOptions, WhisperEngine};
+use crate::tools::run::CallRecord;
+use crate::tools::{chat_with_tools, McpHub, ToolChoice, Toolbox};
 
 /// What an answer needs.
 #[derive(Clone, Debug)]
@@ -37,6 +43,10 @@ pub struct AnswerOptions<'a> {
     pub stt_model: Option<&'a str>,
     /// The wall clock to answer with.
     pub now: SystemTime,
+    /// Engines kept loaded by a long-running owner; `None` loads them for this answer.
+    pub engines: Option<&'a Engines>,
+    /// Forget the conversation before answering.
+    pub new_conversation: bool,
 }
 
 /// An answer, as `serena ask --json` prints it (and the control socket sends it).
@@ -54,6 +64,12 @@ pub struct Answer {
     pub source: ReplySource,
     /// Milliseconds per stage.
     pub timings: BTreeMap<String, u64>,
+    /// Tools the language model called, with their results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<CallRecord>,
+    /// Each stage the question went through, and what happened there.
+    #[serde(default)]
+    pub hops: Vec<String>,
 }
 
 /// Errors that stop an answer (everything else becomes a fallback reply).
@@ -167,16 +183,22 @@ pub fn answer_in(
     let profile = store
         .setting_as::<String>(skills::system::PROFILE_SETTING)?
         .unwrap_or_else(|| "performance".into());
+    if opts.new_conversation {
+        Conversation::clear(store)?;
+    }
+    let env = skills::Env {
+        store,
+        now: opts.now,
+        power_profile: &profile,
+        models_loaded: &[],
+    };
+    let mut hops = Vec::new();
+    let mut tool_calls = Vec::new();
 
     let (intent, mut slots, reply, source) = match &routed {
         Routed::Intent(m) => {
+            hops.push(format!("router: {}", m.intent.name()));
             let t = Instant::now();
-            let env = skills::Env {
-                store,
-                now: opts.now,
-                power_profile: &profile,
-                models_loaded: &[],
-            };
             let reply = skills::handle(m, &env).map_err(|skills::SkillError::Store(e)| e)?;
             timings.insert("skill_ms".into(), t.elapsed().as_millis() as u64);
             let mut slots = serde_json::to_value(&m.slots).unwrap_or_default();
@@ -199,10 +221,16 @@ pub fn answer_in(
             ReplySource::Fallback,
         ),
         Routed::NotUnderstood => {
+            hops.push("router: not understood".into());
             let t = Instant::now();
-            let (reply, source) = ask_llm(text, opts);
+            let outcome = ask_llm(text, store, &env, opts);
             timings.insert("llm_ms".into(), t.elapsed().as_millis() as u64);
-            (None, serde_json::json!({}), reply, source)
+            hops.extend(outcome.hops);
+            tool_calls = outcome.calls;
+            for hop in &hops {
+                tracing::info!(hop = %hop, "answer path");
+            }
+            (None, serde_json::json!({}), outcome.reply, outcome.source)
         }
     };
     if slots.is_null() {
@@ -228,34 +256,154 @@ pub fn answer_in(
         reply,
         source,
         timings,
+        tool_calls,
+        hops,
     })
 }
 
-/// The local model's answer, or a fallback that says what is missing.
-fn ask_llm(text: &str, opts: &AnswerOptions<'_>) -> (String, ReplySource) {
-    let cfg = &opts.config.llm;
-    let model = match models::resolve(&cfg.model, ModelKind::Llm, opts.dirs, opts.catalog) {
-        Ok(m) => m,
-        Err(e) => {
-            tracing::info!(error = %e, "no language model; answering with the fallback");
-            return (
-                format!(
-                    "I can only help with timers, lists, notes, the time and the system for now: \
-                     no language model is installed. Install one with: serena models pull {}",
-                    opts.catalog
-                        .get(&cfg.model)
-                        .map_or("qwen2.5-0.5b-instruct", |e| e.name.as_str())
-                ),
-                ReplySource::Fallback,
-            );
+/// Engines a long-running Serena keeps loaded between questions (`serena serve`, the live
+/// pipeline); `serena ask` makes them for one question. Each loads on first use.
+#[derive(Debug, Default)]
+pub struct Engines {
+    llm: Mutex<Option<Arc<LlmWorker>>>,
+    toolbox: OnceLock<Option<Arc<Toolbox>>>,
+    online: OnceLock<Option<Arc<OnlineModel>>>,
+}
+
+impl Engines {
+    /// The local model's worker, loading it on first use.
+    ///
+    /// # Errors
+    /// A readable reason when the model is missing or fails to load.
+    pub fn llm(&self, opts: &AnswerOptions<'_>) -> Result<Arc<LlmWorker>, LlmProblem> {
+        let mut slot = self.llm.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(w) = slot.as_ref() {
+            return Ok(w.clone());
         }
+        let worker = Arc::new(load_llm(opts)?);
+        *slot = Some(worker.clone());
+        Ok(worker)
+    }
+
+    /// Whether the local model is loaded.
+    pub fn llm_loaded(&self) -> Option<String> {
+        let slot = self.llm.lock().unwrap_or_else(|p| p.into_inner());
+        slot.as_ref().map(|w| w.name().to_string())
+    }
+
+    /// Unload the local model (the next question loads it again).
+    pub fn unload_llm(&self) -> bool {
+        let mut slot = self.llm.lock().unwrap_or_else(|p| p.into_inner());
+        slot.take().is_some()
+    }
+
+    /// The online model, when `[online] url` is set.
+    pub fn online(&self, config: &Config) -> Option<Arc<OnlineModel>> {
+        self.online
+            .get_or_init(|| online_for(config).map(Arc::new))
+            .clone()
+    }
+
+    /// The tools: the skills and the configured MCP servers' tools (started on first use).
+    pub fn toolbox(&self, config: &Config) -> Option<Arc<Toolbox>> {
+        self.toolbox
+            .get_or_init(|| {
+                if config.tools.choice == "none" {
+                    return None;
+                }
+                Some(Arc::new(toolbox_for(config)))
+            })
+            .clone()
+    }
+}
+
+/// The online model `config` describes, if any.
+pub fn online_for(config: &Config) -> Option<OnlineModel> {
+    let c = &config.online;
+    if c.url.trim().is_empty() {
+        return None;
+    }
+    let timeout = Duration::from_secs(u64::from(c.timeout_s));
+    Some(OnlineModel::new(OnlineConfig {
+        name: host_of(&c.url),
+        base_url: c.url.trim_end_matches('/').to_string(),
+        model: c.model.clone(),
+        api_key_env: (!c.api_key_env.is_empty()).then(|| c.api_key_env.clone()),
+        timeout,
+        breaker: BreakerConfig {
+            failure_threshold: c.failures_to_open,
+            cool_down: Duration::from_secs(u64::from(c.cooldown_s)),
+            ..BreakerConfig::default()
+        },
+        ..OnlineConfig::default()
+    }))
+}
+
+fn host_of(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let host = rest.split('/').next().unwrap_or(rest);
+    host.rsplit('@').next().unwrap_or(host).to_string()
+}
+
+/// The store setting that carries the online model's breaker across processes (`serena
+/// ask` is one process per question; a long-running Serena also keeps it in memory).
+pub const ONLINE_BREAKER: &str = "online.breaker";
+
+/// The breaker's state as the store keeps it.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+struct SharedBreaker {
+    consecutive_failures: u32,
+    /// Unix milliseconds until which the online model is not tried (0: closed).
+    open_until_ms: u64,
+    /// The last cool-down, doubled after a failed trial.
+    cooldown_ms: u64,
+}
+
+/// The tools for `config`: the skills, plus the MCP servers of its `tools.mcp_config`.
+pub fn toolbox_for(config: &Config) -> Toolbox {
+    let timeout = Duration::from_secs(u64::from(config.tools.timeout_s));
+    let path = if config.tools.mcp_config.is_empty() {
+        let default = crate::paths::config_file().with_file_name("mcp.json");
+        default.exists().then_some(default)
+    } else {
+        Some(PathBuf::from(&config.tools.mcp_config))
     };
+    let hub = path.and_then(|path| match crate::tools::mcp::load_config(&path) {
+        Ok(servers) if servers.is_empty() => None,
+        Ok(servers) => Some(McpHub::start(servers, timeout)),
+        Err(e) => {
+            tracing::warn!(error = %e, "MCP servers not started");
+            None
+        }
+    });
+    Toolbox::new(hub, timeout)
+}
+
+/// Why the local model cannot answer.
+#[derive(Debug)]
+pub enum LlmProblem {
+    /// No model is installed.
+    Missing(String),
+    /// The model failed to load.
+    Broken(String),
+}
+
+fn load_llm(opts: &AnswerOptions<'_>) -> Result<LlmWorker, LlmProblem> {
+    let cfg = &opts.config.llm;
+    let model = models::resolve(&cfg.model, ModelKind::Llm, opts.dirs, opts.catalog).map_err(
+        |e| match e {
+            models::ModelError::NotFound { .. } | models::ModelError::UnknownName(_) => {
+                LlmProblem::Missing(e.to_string())
+            }
+            other => LlmProblem::Broken(other.to_string()),
+        },
+    )?;
     let threads = if cfg.threads > 0 {
         cfg.threads
     } else {
         std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
     };
-    let result = LlmEngine::load(
+    LlmWorker::spawn(
         &model,
         EngineOptions {
             context: cfg.context,
@@ -263,29 +411,243 @@ fn ask_llm(text: &str, opts: &AnswerOptions<'_>) -> (String, ReplySource) {
             gpu_layers: cfg.gpu_layers,
         },
     )
-    .and_then(|engine| {
-        engine.generate(
-            &[
-                Message::new("system", cfg.system_prompt.clone()),
-                Message::new("user", text),
-            ],
-            &GenerateOptions {
-                max_tokens: cfg.max_tokens,
-                temperature: cfg.temperature,
-                seed: 1234,
-            },
-            |_| true,
-        )
-    });
+    .map_err(|e| LlmProblem::Broken(e.to_string()))
+}
+
+/// The online model's reply, if it is configured, allowed, healthy and answers.
+fn ask_online(
+    online: &OnlineModel,
+    messages: &[crate::llm::Message],
+    store: &Store,
+    env: &skills::Env<'_>,
+    opts: &AnswerOptions<'_>,
+    hops: &mut Vec<String>,
+) -> Option<String> {
+    let name = online.name().to_string();
+    if matches!(env.power_profile, "saver" | "critical") {
+        hops.push(format!(
+            "online {name}: not used in the {} profile",
+            env.power_profile
+        ));
+        return None;
+    }
+    // One-shot processes (`serena ask`) share the breaker's verdict through the store.
+    let now_ms = crate::store::to_unix_ms(opts.now);
+    let mut shared: SharedBreaker = store
+        .setting_as(ONLINE_BREAKER)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    if shared.open_until_ms > now_ms {
+        hops.push(format!(
+            "online {name}: skipped, circuit open for {} s more",
+            (shared.open_until_ms - now_ms).div_ceil(1000)
+        ));
+        return None;
+    }
+    let cfg = &opts.config;
+    let chat = ChatOptions {
+        max_tokens: cfg.llm.max_tokens,
+        temperature: cfg.llm.temperature,
+        deadline: Instant::now() + Duration::from_secs(u64::from(cfg.online.timeout_s)),
+        stream: true,
+    };
+    let result = online.chat(messages, &chat, &mut |_| true);
+    let snapshot = online.snapshot();
+    match &result {
+        Ok(r) if !r.text.trim().is_empty() => shared = SharedBreaker::default(),
+        Err(OnlineError::Unavailable { .. }) => {}
+        _ => {
+            shared.consecutive_failures += 1;
+            let trial = shared.open_until_ms > 0;
+            if trial || shared.consecutive_failures >= cfg.online.failures_to_open {
+                // A failed trial after a cool-down opens it for twice as long.
+                let base = u64::from(cfg.online.cooldown_s) * 1000;
+                shared.cooldown_ms = if trial {
+                    (shared.cooldown_ms.max(base) * 2).min(base * 10)
+                } else {
+                    base
+                };
+                shared.open_until_ms = now_ms + shared.cooldown_ms;
+            }
+        }
+    }
+    if snapshot.state == StateName::Open {
+        let until = now_ms + snapshot.retry_in_ms.unwrap_or(0);
+        shared.open_until_ms = shared.open_until_ms.max(until);
+    }
+    let persisted = serde_json::to_value(&shared)
+        .map_err(|e| crate::store::StoreError::InvalidInput(e.to_string()))
+        .and_then(|v| store.set_setting(ONLINE_BREAKER, &v));
+    if let Err(e) = persisted {
+        tracing::warn!(error = %e, "cannot store the online model's state");
+    }
     match result {
-        Ok(g) if !g.text.trim().is_empty() => (g.text.trim().to_string(), ReplySource::Llm),
-        Ok(_) => ("I have no answer to that.".into(), ReplySource::Fallback),
+        Ok(r) if !r.text.trim().is_empty() => {
+            hops.push(format!(
+                "online {name}: answered in {} ms ({} attempts)",
+                r.latency.as_millis(),
+                r.attempts
+            ));
+            Some(r.text.trim().to_string())
+        }
+        Ok(_) => {
+            hops.push(format!("online {name}: empty reply"));
+            None
+        }
+        Err(e) => {
+            tracing::warn!(endpoint = %name, error = %e, "online model failed; going local");
+            hops.push(format!("online {name}: {e}"));
+            None
+        }
+    }
+}
+
+/// What the language-model stage produced.
+struct LlmOutcome {
+    reply: String,
+    source: ReplySource,
+    calls: Vec<CallRecord>,
+    hops: Vec<String>,
+}
+
+/// The local model's answer (with conversation memory and tools), or a fallback that
+/// says what is missing.
+fn ask_llm(
+    text: &str,
+    store: &Store,
+    env: &skills::Env<'_>,
+    opts: &AnswerOptions<'_>,
+) -> LlmOutcome {
+    let cfg = &opts.config.llm;
+    let mut hops = Vec::new();
+    let idle = Duration::from_secs(u64::from(cfg.memory_idle_s));
+    let mut conversation = if cfg.memory_turns == 0 {
+        Conversation::default()
+    } else {
+        Conversation::load(store, opts.now, idle).unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the conversation; starting afresh");
+            Conversation::default()
+        })
+    };
+    let messages = conversation.prompt(&cfg.system_prompt, text);
+
+    let own;
+    let engines = match opts.engines {
+        Some(e) => e,
+        None => {
+            own = Engines::default();
+            &own
+        }
+    };
+    if let Some(online) = engines.online(opts.config) {
+        if let Some(reply) = ask_online(&online, &messages, store, env, opts, &mut hops) {
+            if cfg.memory_turns > 0 {
+                if let Err(e) =
+                    conversation.record(store, text, &reply, cfg.memory_turns as usize, opts.now)
+                {
+                    tracing::warn!(error = %e, "cannot store the conversation");
+                }
+            }
+            return LlmOutcome {
+                reply,
+                source: ReplySource::Online,
+                calls: Vec::new(),
+                hops,
+            };
+        }
+    }
+    let worker = match engines.llm(opts) {
+        Ok(w) => w,
+        Err(LlmProblem::Missing(e)) => {
+            tracing::info!(error = %e, "no language model; answering with the fallback");
+            hops.push(format!("llm: not installed ({e})"));
+            return LlmOutcome {
+                reply: format!(
+                    "I can only help with timers, lists, notes, the time and the system for now: \
+                     no language model is installed. Install one with: serena models pull {}",
+                    opts.catalog
+                        .get(&cfg.model)
+                        .map_or("qwen2.5-0.5b-instruct", |e| e.name.as_str())
+                ),
+                source: ReplySource::Fallback,
+                calls: Vec::new(),
+                hops,
+            };
+        }
+        Err(LlmProblem::Broken(e)) => {
+            tracing::warn!(error = %e, "the language model failed to load; answering with the fallback");
+            hops.push(format!("llm: failed to load ({e})"));
+            return LlmOutcome {
+                reply: format!(
+                    "My language model failed to load ({e}), so I can't answer that right now."
+                ),
+                source: ReplySource::Fallback,
+                calls: Vec::new(),
+                hops,
+            };
+        }
+    };
+    let toolbox = engines.toolbox(opts.config);
+    let choice: ToolChoice = opts.config.tools.choice.parse().unwrap_or(ToolChoice::Auto);
+    let gen = GenerateOptions {
+        max_tokens: cfg.max_tokens,
+        temperature: cfg.temperature,
+        seed: 1234,
+        grammar: None,
+    };
+    let result = chat_with_tools(
+        &worker,
+        toolbox.as_deref(),
+        messages,
+        &gen,
+        &choice,
+        env,
+        &mut |_| {},
+    );
+    match result {
+        Ok(chat) if !chat.reply.trim().is_empty() => {
+            hops.push(format!(
+                "llm: answered ({} tokens, {} tool calls)",
+                chat.tokens,
+                chat.calls.len()
+            ));
+            if cfg.memory_turns > 0 {
+                if let Err(e) = conversation.record(
+                    store,
+                    text,
+                    &chat.reply,
+                    cfg.memory_turns as usize,
+                    opts.now,
+                ) {
+                    tracing::warn!(error = %e, "cannot store the conversation");
+                }
+            }
+            LlmOutcome {
+                reply: chat.reply,
+                source: ReplySource::Llm,
+                calls: chat.calls,
+                hops,
+            }
+        }
+        Ok(chat) => {
+            hops.push("llm: empty reply".into());
+            LlmOutcome {
+                reply: "I have no answer to that.".into(),
+                source: ReplySource::Fallback,
+                calls: chat.calls,
+                hops,
+            }
+        }
         Err(e) => {
             tracing::warn!(error = %e, "the language model failed; answering with the fallback");
-            (
-                format!("My language model failed ({e}), so I can't answer that right now."),
-                ReplySource::Fallback,
-            )
+            hops.push(format!("llm: failed ({e})"));
+            LlmOutcome {
+                reply: format!("My language model failed ({e}), so I can't answer that right now."),
+                source: ReplySource::Fallback,
+                calls: Vec::new(),
+                hops,
+            }
         }
     }
 }

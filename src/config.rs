@@ -32,6 +32,63 @@ pub struct Config {
     pub audio: Audio,
     /// The store: history retention.
     pub store: StoreConfig,
+    /// Tools the language model may call.
+    pub tools: Tools,
+    /// The optional online model.
+    pub online: Online,
+}
+
+/// `[tools]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tools {
+    /// `auto` (the model decides), `required`, `none`, or `tool:NAME`.
+    pub choice: String,
+    /// Seconds one tool call may take.
+    pub timeout_s: u32,
+    /// MCP servers file (`{"mcpServers": {...}}`); empty: `mcp.json` beside the config file.
+    pub mcp_config: String,
+}
+
+impl Default for Tools {
+    fn default() -> Self {
+        Tools {
+            choice: "auto".into(),
+            timeout_s: 10,
+            mcp_config: String::new(),
+        }
+    }
+}
+
+/// `[online]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Online {
+    /// Base URL of an OpenAI-compatible API (e.g. `http://127.0.0.1:11434/v1`); empty: off.
+    pub url: String,
+    /// The model name to ask for.
+    pub model: String,
+    /// The environment variable that holds the API key (the key itself never goes here).
+    pub api_key_env: String,
+    /// Seconds one attempt may take.
+    pub timeout_s: u32,
+    /// Consecutive failures that open the circuit breaker.
+    pub failures_to_open: u32,
+    /// Seconds the breaker stays open before one trial request.
+    pub cooldown_s: u32,
+}
+
+impl Default for Online {
+    fn default() -> Self {
+        Online {
+            url: String::new(),
+            model: String::new(),
+            api_key_env: String::new(),
+            timeout_s: 10,
+            failures_to_open: 3,
+            cooldown_s: 30,
+        }
+    }
 }
 
 /// `[store]`
@@ -138,6 +195,10 @@ pub struct Llm {
     pub gpu_layers: u32,
     /// The system prompt.
     pub system_prompt: String,
+    /// Exchanges remembered for follow-up questions (0: none).
+    pub memory_turns: u32,
+    /// Seconds after which a quiet conversation starts afresh (0: never).
+    pub memory_idle_s: u32,
 }
 
 impl Default for Llm {
@@ -152,6 +213,8 @@ impl Default for Llm {
             system_prompt: "You are Serena, a helpful voice assistant running on this computer. \
                             Answer in one to three short spoken sentences."
                 .into(),
+            memory_turns: 8,
+            memory_idle_s: 600,
         }
     }
 }
@@ -458,6 +521,56 @@ impl Config {
                 "store.history_max_days",
                 self.store.history_max_days.to_string(),
                 "1 to 36500",
+            ));
+        }
+        if self.llm.memory_turns > 1000 {
+            return Err(bad(
+                "llm.memory_turns",
+                self.llm.memory_turns.to_string(),
+                "0 to 1000",
+            ));
+        }
+        if let Err(why) = self.tools.choice.parse::<crate::tools::ToolChoice>() {
+            return Err(bad(
+                "tools.choice",
+                format!("{:?}", self.tools.choice),
+                &why,
+            ));
+        }
+        if !(1..=3600).contains(&self.tools.timeout_s) {
+            return Err(bad(
+                "tools.timeout_s",
+                self.tools.timeout_s.to_string(),
+                "1 to 3600",
+            ));
+        }
+        let url = &self.online.url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(bad(
+                "online.url",
+                format!("{:?}", self.online.url),
+                "empty (off) or an http:// or https:// URL",
+            ));
+        }
+        if !(1..=600).contains(&self.online.timeout_s) {
+            return Err(bad(
+                "online.timeout_s",
+                self.online.timeout_s.to_string(),
+                "1 to 600",
+            ));
+        }
+        if !(1..=100).contains(&self.online.failures_to_open) {
+            return Err(bad(
+                "online.failures_to_open",
+                self.online.failures_to_open.to_string(),
+                "1 to 100",
+            ));
+        }
+        if !(1..=86_400).contains(&self.online.cooldown_s) {
+            return Err(bad(
+                "online.cooldown_s",
+                self.online.cooldown_s.to_string(),
+                "1 to 86400",
             ));
         }
         if self.store.history_max_entries == 0 {

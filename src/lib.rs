@@ -16,7 +16,9 @@
 //! - [`skills`]: what each intent does (timers, lists, notes, time, system) and its reply.
 //! - [`store`]: the sled store: history, notes, lists, timers, settings, metrics; backup/restore.
 //! - [`control`]: one store owner, many commands: the control socket, its server and client.
-//! - [`llm`]: llama.cpp (the local language model).
+//! - [`llm`]: llama.cpp on its own thread, sentence streaming, conversation memory,
+//!   and the optional online model with its health record and circuit breaker.
+//! - [`tools`]: tools the language model can call: the skills and MCP servers' tools.
 //! - [`tts`]: speech synthesis.
 //! - [`vad`]: voice activity detection (Silero through whisper.cpp).
 //! - [`status`]: the system self-check behind `serena status`.
@@ -37,6 +39,7 @@ pub mod skills;
 pub mod status;
 pub mod store;
 pub mod stt;
+pub mod tools;
 pub mod transcribe;
 pub mod tts;
 pub mod vad;

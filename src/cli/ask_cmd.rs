@@ -66,6 +66,9 @@ pub struct AskArgs {
     /// Whisper model for --audio [default: stt.model].
     #[arg(short, long)]
     model: Option<String>,
+    /// Start a new conversation: forget the earlier turns.
+    #[arg(long)]
+    new: bool,
 }
 
 pub fn ask(ctx: &Ctx, args: AskArgs) -> anyhow::Result<ExitCode> {
@@ -81,6 +84,8 @@ pub fn ask(ctx: &Ctx, args: AskArgs) -> anyhow::Result<ExitCode> {
         data_dir: &ctx.data_dir,
         stt_model: args.model.as_deref(),
         now: SystemTime::now(),
+        engines: None,
+        new_conversation: args.new,
     };
     // Audio is transcribed here; the answer comes from the store's owner: the running
     // Serena when there is one (over its socket), else this process.
@@ -91,7 +96,7 @@ pub fn ask(ctx: &Ctx, args: AskArgs) -> anyhow::Result<ExitCode> {
         }
         None => (text, InputMode::Text, Default::default()),
     };
-    let mut answer = control::open(store_cmds::context(ctx))?.ask(&text, mode)?;
+    let mut answer = control::open(store_cmds::context(ctx))?.ask_with(&text, mode, args.new)?;
     answer.timings.extend(stt_timings);
 
     if args.speak || args.output_file.is_some() {

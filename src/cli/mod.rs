@@ -7,6 +7,7 @@ mod models_cmd;
 mod serve_cmd;
 mod status_cmd;
 mod store_cmds;
+mod tools_cmd;
 mod transcribe_cmd;
 
 use std::path::PathBuf;
@@ -78,6 +79,9 @@ enum Command {
     Status(status_cmd::StatusArgs),
     /// List audio input and output devices.
     Devices(devices_cmd::DevicesArgs),
+    /// List the tools the language model can call (skills and MCP servers' tools).
+    #[command(subcommand)]
+    Tools(tools_cmd::ToolsCmd),
     /// Run the long-running Serena: owns the store, serves other commands, fires timers.
     Serve(serve_cmd::ServeArgs),
     /// Show past questions and answers.
@@ -177,6 +181,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Config(cmd) => config_cmd::run(&ctx, cmd),
         Command::Status(args) => status_cmd::run(&ctx, args),
         Command::Devices(args) => devices_cmd::run(&ctx, args),
+        Command::Tools(cmd) => tools_cmd::run(&ctx, cmd),
         Command::Serve(args) => serve_cmd::run(&ctx, args),
         Command::History(args) => store_cmds::history(&ctx, args),
         Command::Notes(args) => store_cmds::notes(&ctx, args),

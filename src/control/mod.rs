@@ -199,9 +199,23 @@ impl Handle {
     /// # Errors
     /// As [`Handle::call`].
     pub fn ask(&mut self, text: &str, mode: InputMode) -> Result<Answer, ControlError> {
+        self.ask_with(text, mode, false)
+    }
+
+    /// [`Handle::ask`], first forgetting the conversation when `new_conversation`.
+    ///
+    /// # Errors
+    /// As [`Handle::call`].
+    pub fn ask_with(
+        &mut self,
+        text: &str,
+        mode: InputMode,
+        new_conversation: bool,
+    ) -> Result<Answer, ControlError> {
         self.call(Request::Ask {
             text: text.to_string(),
             mode,
+            new_conversation,
         })
     }
 

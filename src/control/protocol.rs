@@ -103,6 +103,9 @@ pub enum Request {
         /// How it came in (default `text`).
         #[serde(default = "text_mode")]
         mode: InputMode,
+        /// Forget the conversation first (`serena ask --new`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        new_conversation: bool,
     },
     /// All notes, oldest first. Result: `[Note]`.
     NotesList,

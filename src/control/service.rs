@@ -56,6 +56,7 @@ pub struct Service {
     started_unix_ms: u64,
     requests: AtomicU64,
     timers_changed: Option<Arc<Notify>>,
+    engines: crate::answer::Engines,
 }
 
 impl std::fmt::Debug for Service {
@@ -96,6 +97,7 @@ impl Service {
             started_unix_ms: store::now_ms(),
             requests: AtomicU64::new(0),
             timers_changed,
+            engines: crate::answer::Engines::default(),
         }
     }
 
@@ -137,7 +139,11 @@ impl Service {
                 protocol: PROTOCOL_VERSION,
             }),
             Request::Status => to_value(self.status()?),
-            Request::Ask { text, mode } => {
+            Request::Ask {
+                text,
+                mode,
+                new_conversation,
+            } => {
                 let ctx = &self.ctx;
                 let opts = AnswerOptions {
                     config: &ctx.config,
@@ -146,6 +152,8 @@ impl Service {
                     data_dir: &ctx.data_dir,
                     stt_model: None,
                     now: SystemTime::now(),
+                    engines: Some(&self.engines),
+                    new_conversation,
                 };
                 let answer =
                     answer::answer_in(s, &text, mode, &opts).map_err(ControlError::from_answer)?;

@@ -3,8 +3,14 @@
 //! [`LlmEngine`] owns one loaded GGUF model. [`LlmEngine::generate`] formats a chat with
 //! the model's own template (or ChatML when the file has none), decodes the prompt and
 //! samples tokens until an end-of-generation token, `max_tokens`, or the caller's
-//! `on_token` callback asks to stop. Later work puts the engine on its own thread behind
-//! a bounded request channel; this module stays synchronous and free of I/O.
+//! `on_token` callback asks to stop; a [`Grammar`] constrains what it may emit.
+//!
+//! Around it:
+//! - [`worker`]: the engine on its own thread behind a bounded request queue; callers get
+//!   a stream of tokens and sentences back and can cancel it.
+//! - [`sentences`]: cuts the stream into sentences so speech starts early.
+//! - [`conversation`]: the last turns, bounded by tokens and kept in the store.
+//! - [`health`] and [`online`]: the optional online model behind a circuit breaker.
 
 use std::num::NonZeroU32;
 use std::path::Path;
@@ -18,6 +24,14 @@ use llama_cpp_2::model::{LlamaChatMessage, LlamaChatTemplate, LlamaModel};
 use llama_cpp_2::sampling::LlamaSampler;
 
 use crate::models::{ModelError, Resolved};
+
+pub mod conversation;
+pub mod health;
+pub mod online;
+pub mod sentences;
+pub mod worker;
+
+pub use worker::{LlmWorker, ReplyStream, StreamEvent};
 
 /// Errors from the language model.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +53,15 @@ pub enum LlmError {
     /// Decoding failed.
     #[error("llama.cpp failed: {0}")]
     Engine(String),
+    /// A grammar did not parse.
+    #[error("bad grammar: {0}")]
+    Grammar(String),
+    /// The engine's request queue is full.
+    #[error("the language model is busy")]
+    Busy,
+    /// The engine's thread has stopped.
+    #[error("the language model's thread has stopped")]
+    Stopped,
 }
 
 /// A chat turn.
@@ -69,6 +92,8 @@ pub struct GenerateOptions {
     pub temperature: f32,
     /// Sampling seed.
     pub seed: u32,
+    /// A grammar the output must follow.
+    pub grammar: Option<Grammar>,
 }
 
 impl Default for GenerateOptions {
@@ -77,8 +102,21 @@ impl Default for GenerateOptions {
             max_tokens: 256,
             temperature: 0.7,
             seed: 1234,
+            grammar: None,
         }
     }
+}
+
+/// A llama.cpp grammar (GBNF) that constrains generation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Grammar {
+    /// The GBNF text.
+    pub gbnf: String,
+    /// The rule to start from.
+    pub root: String,
+    /// Lazy grammars apply only once one of these words appears; free text before it.
+    /// Empty: the grammar applies from the first token.
+    pub triggers: Vec<String>,
 }
 
 /// Why generation ended.
@@ -106,6 +144,14 @@ pub struct Generation {
     pub prompt_tokens: u32,
     /// Why it stopped.
     pub stop: StopReason,
+    /// Old turns dropped so the prompt fit the context.
+    pub dropped_messages: usize,
+    /// Time to decode the prompt.
+    pub prompt_time: std::time::Duration,
+    /// Time from the start to the first piece of text (None when nothing was produced).
+    pub first_token: Option<std::time::Duration>,
+    /// Time for the whole generation.
+    pub elapsed: std::time::Duration,
 }
 
 /// Engine settings fixed at load time.
@@ -215,6 +261,39 @@ impl LlmEngine {
             .len()
     }
 
+    /// Drop the oldest turns of `messages` until the prompt leaves `reserve` tokens of the
+    /// context free for the reply. The first message stays when it is the system prompt,
+    /// and the last message (the question) always stays. Returns how many were dropped.
+    ///
+    /// # Errors
+    /// [`LlmError::ContextOverflow`] when even the system prompt and the question do not
+    /// fit; [`LlmError::Engine`] when the template fails.
+    pub fn fit(&self, messages: &mut Vec<Message>, reserve: u32) -> Result<usize, LlmError> {
+        let n_ctx = self.opts.context.max(128) as usize;
+        let reserve = (reserve as usize).min(n_ctx / 2);
+        let keep_first = usize::from(messages.first().is_some_and(|m| m.role == "system"));
+        let mut dropped = 0;
+        loop {
+            let needed = self.count_tokens(&self.format_chat(messages)?);
+            if needed + reserve < n_ctx {
+                return Ok(dropped);
+            }
+            if messages.len() <= keep_first + 1 {
+                return Err(LlmError::ContextOverflow {
+                    needed: needed + reserve,
+                    context: n_ctx as u32,
+                });
+            }
+            messages.remove(keep_first);
+            dropped += 1;
+            // Never start the kept history with an assistant turn.
+            if messages.len() > keep_first + 1 && messages[keep_first].role == "assistant" {
+                messages.remove(keep_first);
+                dropped += 1;
+            }
+        }
+    }
+
     /// Generate a reply to `messages`. `on_token` receives each piece of text as it is
     /// decoded and returns `false` to stop.
     ///
@@ -227,6 +306,7 @@ impl LlmEngine {
         opts: &GenerateOptions,
         mut on_token: impl FnMut(&str) -> bool,
     ) -> Result<Generation, LlmError> {
+        let started = std::time::Instant::now();
         let backend = backend()?;
         let engine = |e: &dyn std::fmt::Display| LlmError::Engine(e.to_string());
         let prompt = self.format_chat(messages)?;
@@ -263,7 +343,23 @@ impl LlmEngine {
             ctx.decode(&mut batch).map_err(|e| engine(&e))?;
             pos += chunk.len() as i32;
         }
+        let prompt_time = started.elapsed();
+        let mut first_token = None;
 
+        // The grammar is kept apart from the chain: checking one sampled token against it
+        // is cheap, checking the whole vocabulary is not (llama.cpp's common sampler does
+        // the same). Only when the chain's choice breaks the grammar is every token checked.
+        let mut grammar = match &opts.grammar {
+            None => None,
+            Some(g) => Some(
+                if g.triggers.is_empty() {
+                    LlamaSampler::grammar(&self.model, &g.gbnf, &g.root)
+                } else {
+                    LlamaSampler::grammar_lazy(&self.model, &g.gbnf, &g.root, &g.triggers, &[])
+                }
+                .map_err(|e| LlmError::Grammar(e.to_string()))?,
+            ),
+        };
         let mut sampler = if opts.temperature <= 0.0 {
             LlamaSampler::greedy()
         } else {
@@ -285,8 +381,16 @@ impl LlmEngine {
             if pos as u32 + 1 >= n_ctx {
                 break StopReason::ContextFull;
             }
-            let token = sampler.sample(&ctx, last_index);
-            sampler.accept(token);
+            let token = match grammar.as_mut() {
+                // `sample` also accepts the token into the chain.
+                None => sampler.sample(&ctx, last_index),
+                Some(g) => {
+                    let token = sample_with_grammar(&ctx, last_index, &mut sampler, g)?;
+                    sampler.accept(token);
+                    g.try_accept(token).map_err(|e| engine(&e))?;
+                    token
+                }
+            };
             if vocab.is_eog(token) {
                 break StopReason::EndOfTurn;
             }
@@ -301,6 +405,7 @@ impl LlmEngine {
                 let piece = String::from_utf8_lossy(&pending[..valid]).into_owned();
                 pending.drain(..valid);
                 text.push_str(&piece);
+                first_token.get_or_insert_with(|| started.elapsed());
                 if !on_token(&piece) {
                     break StopReason::Cancelled;
                 }
@@ -316,8 +421,39 @@ impl LlmEngine {
             tokens: generated,
             prompt_tokens: tokens.len() as u32,
             stop,
+            dropped_messages: 0,
+            prompt_time,
+            first_token,
+            elapsed: started.elapsed(),
         })
     }
+}
+
+/// The chain's choice if the grammar allows it, else the chain's choice among the tokens
+/// the grammar allows. Accepts nothing.
+fn sample_with_grammar(
+    ctx: &llama_cpp_2::context::LlamaContext<'_>,
+    index: i32,
+    chain: &mut LlamaSampler,
+    grammar: &mut LlamaSampler,
+) -> Result<llama_cpp_2::token::LlamaToken, LlmError> {
+    use llama_cpp_2::token::data::LlamaTokenData;
+    use llama_cpp_2::token::data_array::LlamaTokenDataArray;
+    let mut candidates = ctx.token_data_array_ith(index);
+    candidates.apply_sampler(chain);
+    if let Some(token) = candidates.selected_token() {
+        let mut one = LlamaTokenDataArray::new(vec![LlamaTokenData::new(token, 1.0, 0.0)], false);
+        one.apply_sampler(grammar);
+        if one.data.first().is_some_and(|d| d.logit().is_finite()) {
+            return Ok(token);
+        }
+    }
+    let mut candidates = ctx.token_data_array_ith(index);
+    candidates.apply_sampler(grammar);
+    candidates.apply_sampler(chain);
+    candidates
+        .selected_token()
+        .ok_or_else(|| LlmError::Grammar("no token satisfies the grammar".into()))
 }
 
 fn file_stem(path: &Path) -> String {

@@ -59,6 +59,7 @@ fn whisper_then_llama_then_whisper_in_one_process() {
                 max_tokens: 16,
                 temperature: 0.0,
                 seed: 1,
+                grammar: None,
             },
             |_| {
                 pieces += 1;
