@@ -21,6 +21,7 @@ use crate::llm::health::{BreakerConfig, StateName};
 use crate::llm::online::{ChatOptions, OnlineConfig, OnlineError, OnlineModel};
 use crate::llm::{EngineOptions, GenerateOptions, LlmWorker};
 use crate::models::{self, Catalog, ModelDirs, ModelKind};
+use crate::power::ProfileSettings;
 use crate::router::{Routed, Router};
 use crate::skills;
 use crate::store::{HistoryEntry, InputMode, ReplySource, Store};
@@ -70,6 +71,9 @@ pub struct Answer {
     /// Each stage the question went through, and what happened there.
     #[serde(default)]
     pub hops: Vec<String>,
+    /// The power profile in force for this answer.
+    #[serde(default)]
+    pub power_profile: String,
 }
 
 /// Errors that stop an answer (everything else becomes a fallback reply).
@@ -180,9 +184,8 @@ pub fn answer_in(
     let router = Router::for_user()?;
     let routed = router.route(text);
     timings.insert("route_us".into(), t.elapsed().as_micros() as u64);
-    let profile = store
-        .setting_as::<String>(skills::system::PROFILE_SETTING)?
-        .unwrap_or_else(|| "performance".into());
+    let power = crate::power::now::resolve(opts.config, store, crate::store::to_unix_ms(opts.now));
+    let profile = power.profile.as_str().to_string();
     if opts.new_conversation {
         Conversation::clear(store)?;
     }
@@ -223,7 +226,7 @@ pub fn answer_in(
         Routed::NotUnderstood => {
             hops.push("router: not understood".into());
             let t = Instant::now();
-            let outcome = ask_llm(text, store, &env, opts);
+            let outcome = ask_llm(text, store, &env, &power.settings, opts);
             timings.insert("llm_ms".into(), t.elapsed().as_millis() as u64);
             hops.extend(outcome.hops);
             tool_calls = outcome.calls;
@@ -246,7 +249,7 @@ pub fn answer_in(
         reply: reply.clone(),
         source,
         timings: timings.clone(),
-        power_profile: profile,
+        power_profile: profile.clone(),
     })?;
     store.flush()?;
     Ok(Answer {
@@ -258,6 +261,7 @@ pub fn answer_in(
         timings,
         tool_calls,
         hops,
+        power_profile: profile,
     })
 }
 
@@ -265,7 +269,7 @@ pub fn answer_in(
 /// pipeline); `serena ask` makes them for one question. Each loads on first use.
 #[derive(Debug, Default)]
 pub struct Engines {
-    llm: Mutex<Option<Arc<LlmWorker>>>,
+    llm: Mutex<Option<(Arc<LlmWorker>, u32)>>,
     toolbox: OnceLock<Option<Arc<Toolbox>>>,
     online: OnceLock<Option<Arc<OnlineModel>>>,
 }
@@ -275,20 +279,37 @@ impl Engines {
     ///
     /// # Errors
     /// A readable reason when the model is missing or fails to load.
-    pub fn llm(&self, opts: &AnswerOptions<'_>) -> Result<Arc<LlmWorker>, LlmProblem> {
+    /// The worker runs with `threads` (the power profile's); a different count reloads
+    /// it, which happens only between questions.
+    ///
+    /// # Errors
+    /// A readable reason when the model is missing or fails to load.
+    pub fn llm(
+        &self,
+        opts: &AnswerOptions<'_>,
+        threads: u32,
+    ) -> Result<Arc<LlmWorker>, LlmProblem> {
         let mut slot = self.llm.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(w) = slot.as_ref() {
-            return Ok(w.clone());
+        if let Some((w, t)) = slot.as_ref() {
+            if *t == threads {
+                return Ok(w.clone());
+            }
+            tracing::info!(
+                from = t,
+                to = threads,
+                "reloading the language model for the power profile"
+            );
         }
-        let worker = Arc::new(load_llm(opts)?);
-        *slot = Some(worker.clone());
+        *slot = None;
+        let worker = Arc::new(load_llm(opts, threads)?);
+        *slot = Some((worker.clone(), threads));
         Ok(worker)
     }
 
     /// Whether the local model is loaded.
     pub fn llm_loaded(&self) -> Option<String> {
         let slot = self.llm.lock().unwrap_or_else(|p| p.into_inner());
-        slot.as_ref().map(|w| w.name().to_string())
+        slot.as_ref().map(|(w, _)| w.name().to_string())
     }
 
     /// Unload the local model (the next question loads it again).
@@ -388,7 +409,7 @@ pub enum LlmProblem {
     Broken(String),
 }
 
-fn load_llm(opts: &AnswerOptions<'_>) -> Result<LlmWorker, LlmProblem> {
+fn load_llm(opts: &AnswerOptions<'_>, threads: u32) -> Result<LlmWorker, LlmProblem> {
     let cfg = &opts.config.llm;
     let model = models::resolve(&cfg.model, ModelKind::Llm, opts.dirs, opts.catalog).map_err(
         |e| match e {
@@ -398,11 +419,6 @@ fn load_llm(opts: &AnswerOptions<'_>) -> Result<LlmWorker, LlmProblem> {
             other => LlmProblem::Broken(other.to_string()),
         },
     )?;
-    let threads = if cfg.threads > 0 {
-        cfg.threads
-    } else {
-        std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
-    };
     LlmWorker::spawn(
         &model,
         EngineOptions {
@@ -419,18 +435,10 @@ fn ask_online(
     online: &OnlineModel,
     messages: &[crate::llm::Message],
     store: &Store,
-    env: &skills::Env<'_>,
     opts: &AnswerOptions<'_>,
     hops: &mut Vec<String>,
 ) -> Option<String> {
     let name = online.name().to_string();
-    if matches!(env.power_profile, "saver" | "critical") {
-        hops.push(format!(
-            "online {name}: not used in the {} profile",
-            env.power_profile
-        ));
-        return None;
-    }
     // One-shot processes (`serena ask`) share the breaker's verdict through the store.
     let now_ms = crate::store::to_unix_ms(opts.now);
     let mut shared: SharedBreaker = store
@@ -517,6 +525,7 @@ fn ask_llm(
     text: &str,
     store: &Store,
     env: &skills::Env<'_>,
+    power: &ProfileSettings,
     opts: &AnswerOptions<'_>,
 ) -> LlmOutcome {
     let cfg = &opts.config.llm;
@@ -541,7 +550,17 @@ fn ask_llm(
         }
     };
     if let Some(online) = engines.online(opts.config) {
-        if let Some(reply) = ask_online(&online, &messages, store, env, opts, &mut hops) {
+        let reply = if power.online_allowed {
+            ask_online(&online, &messages, store, opts, &mut hops)
+        } else {
+            hops.push(format!(
+                "online {}: not used in the {} profile",
+                online.name(),
+                env.power_profile
+            ));
+            None
+        };
+        if let Some(reply) = reply {
             if cfg.memory_turns > 0 {
                 if let Err(e) =
                     conversation.record(store, text, &reply, cfg.memory_turns as usize, opts.now)
@@ -557,7 +576,7 @@ fn ask_llm(
             };
         }
     }
-    let worker = match engines.llm(opts) {
+    let worker = match engines.llm(opts, power.llm_threads) {
         Ok(w) => w,
         Err(LlmProblem::Missing(e)) => {
             tracing::info!(error = %e, "no language model; answering with the fallback");
@@ -591,7 +610,7 @@ fn ask_llm(
     let toolbox = engines.toolbox(opts.config);
     let choice: ToolChoice = opts.config.tools.choice.parse().unwrap_or(ToolChoice::Auto);
     let gen = GenerateOptions {
-        max_tokens: cfg.max_tokens,
+        max_tokens: power.llm_max_tokens,
         temperature: cfg.temperature,
         seed: 1234,
         grammar: None,

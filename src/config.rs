@@ -36,6 +36,8 @@ pub struct Config {
     pub tools: Tools,
     /// The optional online model.
     pub online: Online,
+    /// Power profiles and the model memory manager.
+    pub power: crate::power::PowerConfig,
 }
 
 /// `[tools]`
@@ -572,6 +574,9 @@ impl Config {
                 self.online.cooldown_s.to_string(),
                 "1 to 86400",
             ));
+        }
+        if let Err(e) = self.power.validate() {
+            return Err(bad(&format!("power.{}", e.key), e.value, e.allowed));
         }
         if self.store.history_max_entries == 0 {
             return Err(bad("store.history_max_entries", "0".into(), "at least 1"));

@@ -21,6 +21,7 @@
 //! - [`tools`]: tools the language model can call: the skills and MCP servers' tools.
 //! - [`tts`]: speech synthesis.
 //! - [`vad`]: voice activity detection (Silero through whisper.cpp).
+//! - [`power`]: power source, profiles with hysteresis, system figures, model memory manager.
 //! - [`status`]: the system self-check behind `serena status`.
 //!
 //! `ARCHITECTURE.md` at the repository root has the bird's-eye view and the invariants.
@@ -34,6 +35,7 @@ pub mod llm;
 pub mod logging;
 pub mod models;
 pub mod paths;
+pub mod power;
 pub mod router;
 pub mod skills;
 pub mod status;

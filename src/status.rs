@@ -256,7 +256,8 @@ pub fn run(opts: &Options<'_>) -> Report {
     });
 
     checks.push(data_dir_check(opts.data_dir));
-    checks.push(power_check());
+    checks.push(power_check(opts.config));
+    checks.extend(online_check(opts.config));
 
     let ok = checks
         .iter()
@@ -291,22 +292,37 @@ fn data_dir_check(dir: &Path) -> Check {
     }
 }
 
-fn power_check() -> Check {
-    match battery::Manager::new().and_then(|m| m.batteries().map(|b| b.count())) {
-        Ok(0) => Check {
-            name: "power",
-            level: Level::Ok,
-            required: false,
-            detail: "no battery: mains power".into(),
-            fix: None,
-        },
-        Ok(n) => Check {
-            name: "power",
-            level: Level::Ok,
-            required: false,
-            detail: format!("{n} battery(ies) readable"),
-            fix: None,
-        },
+fn power_check(config: &Config) -> Check {
+    let mut source = match crate::power::from_env_or_system() {
+        Ok(s) => s,
+        Err(e) => {
+            return Check {
+                name: "power",
+                level: Level::Fail,
+                required: true,
+                detail: e.to_string(),
+                fix: Some("fix SERENA_POWER: mains, battery:PERCENT:STATE or file:PATH".into()),
+            }
+        }
+    };
+    match source.read() {
+        Ok(state) => {
+            let auto = config
+                .power
+                .thresholds()
+                .next(crate::power::Profile::Performance, &state);
+            let profile = match config.power.profile.pinned() {
+                Some(p) => format!("profile {p} (pinned in the configuration)"),
+                None => format!("profile {auto} (automatic)"),
+            };
+            Check {
+                name: "power",
+                level: Level::Ok,
+                required: false,
+                detail: format!("{state} from {}; {profile}", source.describe()),
+                fix: None,
+            }
+        }
         Err(e) => Check {
             name: "power",
             level: Level::Warn,
@@ -315,4 +331,37 @@ fn power_check() -> Check {
             fix: Some("Serena assumes mains power; battery-aware throttling is off".into()),
         },
     }
+}
+
+/// The online model's health: a probe (through its breaker) and the health record.
+fn online_check(config: &Config) -> Option<Check> {
+    let online = crate::answer::online_for(config)?;
+    let probe = online.probe();
+    let snap = online.snapshot();
+    Some(match probe {
+        Ok(latency) => Check {
+            name: "online",
+            level: Level::Ok,
+            required: false,
+            detail: format!(
+                "{} ({}) answers in {} ms; circuit {:?}, quality {:.2}",
+                snap.name,
+                snap.url,
+                latency.as_millis(),
+                snap.state,
+                snap.quality
+            ),
+            fix: None,
+        },
+        Err(e) => Check {
+            name: "online",
+            level: Level::Warn,
+            required: false,
+            detail: format!(
+                "{} ({}): {e}; questions go to the local model",
+                snap.name, snap.url
+            ),
+            fix: Some("check [online] url, model and api_key_env, or leave url empty".into()),
+        },
+    })
 }

@@ -46,6 +46,11 @@ pub fn handle(m: &Match, env: &Env<'_>) -> Result<Reply, SkillError> {
     match m.intent {
         Intent::SetPowerProfile => {
             let profile = m.slots.text("profile").unwrap_or("balanced").to_lowercase();
+            if matches!(profile.as_str(), "auto" | "automatic") {
+                env.store.remove_setting(PROFILE_SETTING)?;
+                return Ok(Reply::say("The power profile follows the battery again.")
+                    .with("profile", "auto"));
+            }
             env.store
                 .set_setting(PROFILE_SETTING, &serde_json::Value::String(profile.clone()))?;
             Ok(Reply::say(format!("Switched to {profile} mode.")).with("profile", profile))

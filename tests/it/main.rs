@@ -17,6 +17,7 @@ mod llm;
 mod online;
 mod online_server;
 mod parity;
+mod power;
 mod store;
 mod transcribe;
 mod vad;
