@@ -22,6 +22,9 @@
 //! - [`tts`]: speech synthesis.
 //! - [`vad`]: voice activity detection (Silero through whisper.cpp).
 //! - [`power`]: power source, profiles with hysteresis, system figures, model memory manager.
+//! - [`wyoming`]: the Wyoming protocol server (Home Assistant): framing, events, server.
+//! - [`http`]: the OpenAI-compatible HTTP API (axum): routes, limits, metrics.
+//! - [`gateway`]: Serena's engines behind both servers.
 //! - [`status`]: the system self-check behind `serena status`.
 //!
 //! `ARCHITECTURE.md` at the repository root has the bird's-eye view and the invariants.
@@ -31,6 +34,8 @@ pub mod audio;
 pub mod config;
 pub mod control;
 pub mod error;
+pub mod gateway;
+pub mod http;
 pub mod llm;
 pub mod logging;
 pub mod models;
@@ -45,6 +50,7 @@ pub mod tools;
 pub mod transcribe;
 pub mod tts;
 pub mod vad;
+pub mod wyoming;
 
 /// Serena's version.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -21,7 +21,8 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 
 use super::store_cmds::{context, parse_duration};
-use super::Ctx;
+use super::{Ctx, UsageError};
+use serena::gateway::Gateway;
 
 /// How long shutdown waits for the tasks to finish (requests in progress, a timer being
 /// announced).
@@ -46,6 +47,69 @@ pub struct ServeArgs {
     /// How often to prune old history, metrics and finished timers (10m, 1h, 1d).
     #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = parse_duration)]
     maintenance_every: Duration,
+    /// Wyoming server (Home Assistant): tcp://HOST:PORT, or `off` [default: tcp://127.0.0.1:10300].
+    #[arg(long, value_name = "URI")]
+    wyoming: Option<String>,
+    /// OpenAI-compatible HTTP API: HOST:PORT, or `off` [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR")]
+    http: Option<String>,
+    /// Bearer token the HTTP API requires (needed to listen beyond this machine).
+    #[arg(long, env = "SERENA_API_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Let the Wyoming server listen beyond this machine (Wyoming has no authentication).
+    #[arg(long)]
+    insecure_allow_remote: bool,
+}
+
+const DEFAULT_WYOMING: &str = "127.0.0.1:10300";
+const DEFAULT_HTTP: &str = "127.0.0.1:8080";
+
+/// Where a server listens: `None` when turned off.
+fn server_addr(
+    flag: Option<&str>,
+    default: &str,
+    scheme: Option<&str>,
+) -> Result<Option<(std::net::SocketAddr, bool)>, UsageError> {
+    let (raw, explicit) = match flag {
+        Some(f) => (f, true),
+        None => (default, false),
+    };
+    if raw == "off" {
+        return Ok(None);
+    }
+    let bare = match scheme {
+        Some(s) => raw.strip_prefix(s).unwrap_or(raw),
+        None => raw,
+    };
+    let addr = std::net::ToSocketAddrs::to_socket_addrs(bare)
+        .ok()
+        .and_then(|mut a| a.next())
+        .ok_or_else(|| {
+            UsageError(format!(
+                "cannot use {raw:?} as an address: expected {}HOST:PORT or off",
+                scheme.unwrap_or("")
+            ))
+        })?;
+    Ok(Some((addr, explicit)))
+}
+
+/// Bind `addr`; a failure on a default address is a warning (the server stays off), on an
+/// address the user asked for it is an error.
+async fn bind(
+    what: &str,
+    addr: Option<(std::net::SocketAddr, bool)>,
+) -> anyhow::Result<Option<tokio::net::TcpListener>> {
+    let Some((addr, explicit)) = addr else {
+        return Ok(None);
+    };
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => Ok(Some(l)),
+        Err(e) if !explicit => {
+            tracing::warn!(%addr, error = %e, "the {what} server is off: its default address is in use");
+            Ok(None)
+        }
+        Err(e) => Err(anyhow::anyhow!("cannot listen on {addr} for {what}: {e}")),
+    }
 }
 
 /// What `serve` reports on standard output.
@@ -57,6 +121,10 @@ enum Event<'a> {
         pid: u32,
         socket: &'a std::path::Path,
         active_timers: usize,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wyoming: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        http: Option<String>,
     },
     /// A timer went off.
     TimerDone {
@@ -82,9 +150,13 @@ impl Events {
                     pid,
                     socket,
                     active_timers,
+                    wyoming,
+                    http,
                 } => format!(
-                    "ready pid={pid} socket={} active_timers={active_timers}",
-                    socket.display()
+                    "ready pid={pid} socket={} active_timers={active_timers} wyoming={} http={}",
+                    socket.display(),
+                    wyoming.as_deref().unwrap_or("off"),
+                    http.as_deref().unwrap_or("off"),
                 ),
                 Event::TimerDone { timer, message } => format!(
                     "timer_done id={} name={} late_ms={} message={message:?}",
@@ -104,6 +176,21 @@ impl Events {
 
 /// `serena serve`.
 pub fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    // Check the addresses before claiming anything.
+    let wyoming = server_addr(args.wyoming.as_deref(), DEFAULT_WYOMING, Some("tcp://"))?;
+    let http = server_addr(args.http.as_deref(), DEFAULT_HTTP, None)?;
+    if let Some((addr, _)) = wyoming {
+        if !addr.ip().to_canonical().is_loopback() && !args.insecure_allow_remote {
+            return Err(UsageError(format!(
+                "refusing to serve Wyoming on {addr}: the protocol has no authentication, so anyone \
+                 on the network could use it; add --insecure-allow-remote if you mean it"
+            ))
+            .into());
+        }
+    }
+    if let Some((addr, _)) = http {
+        serena::http::check_bind(addr, args.token.as_deref()).map_err(UsageError)?;
+    }
     let owner = Owner::claim(&ctx.data_dir)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -111,10 +198,18 @@ pub fn run(ctx: &Ctx, args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(ctx, args, owner))
+    runtime.block_on(serve(ctx, args, owner, wyoming, http))
 }
 
-async fn serve(ctx: &Ctx, args: ServeArgs, mut owner: Owner) -> anyhow::Result<ExitCode> {
+type Addr = Option<(std::net::SocketAddr, bool)>;
+
+async fn serve(
+    ctx: &Ctx,
+    args: ServeArgs,
+    mut owner: Owner,
+    wyoming: Addr,
+    http: Addr,
+) -> anyhow::Result<ExitCode> {
     let events = Events(args.events);
     let listener = owner.take_listener()?;
     let store = Arc::clone(owner.store());
@@ -147,6 +242,42 @@ async fn serve(ctx: &Ctx, args: ServeArgs, mut owner: Owner) -> anyhow::Result<E
         shutdown.clone(),
     ));
     tasks.spawn(announce(timer_rx, events, (!args.no_speak).then_some(cx)));
+
+    let gateway = Arc::new(Gateway::new(Arc::clone(&service)));
+    let wyoming_listener = bind("Wyoming", wyoming).await?;
+    let wyoming_addr = wyoming_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| format!("tcp://{a}"));
+    if let Some(listener) = wyoming_listener {
+        let stop = shutdown.clone();
+        tasks.spawn(serena::wyoming::serve(
+            listener,
+            Arc::clone(&gateway),
+            serena::wyoming::ServerOptions::default(),
+            async move { stop.wait().await },
+        ));
+    }
+    let http_listener = bind("HTTP", http).await?;
+    let http_addr = http_listener
+        .as_ref()
+        .and_then(|l| l.local_addr().ok())
+        .map(|a| a.to_string());
+    if let Some(listener) = http_listener {
+        let stop = shutdown.clone();
+        let opts = serena::http::ServerOptions {
+            token: args.token.clone(),
+            ..serena::http::ServerOptions::default()
+        };
+        let backend = Arc::clone(&gateway);
+        tasks.spawn(async move {
+            if let Err(e) =
+                serena::http::serve(listener, backend, opts, async move { stop.wait().await }).await
+            {
+                tracing::warn!(error = %e, "the HTTP server stopped");
+            }
+        });
+    }
     let maintenance = spawn_maintenance(
         Arc::clone(&store),
         ctx.config.store.retention(),
@@ -158,6 +289,8 @@ async fn serve(ctx: &Ctx, args: ServeArgs, mut owner: Owner) -> anyhow::Result<E
         pid: std::process::id(),
         socket: owner.socket_path(),
         active_timers,
+        wyoming: wyoming_addr,
+        http: http_addr,
     });
     let signal = signals.recv().await;
     events.emit(&Event::Stopping { signal });
@@ -177,6 +310,7 @@ async fn serve(ctx: &Ctx, args: ServeArgs, mut owner: Owner) -> anyhow::Result<E
         tracing::warn!("tasks still running after {STOP_TIMEOUT:?}; stopping anyway");
         tasks.abort_all();
     }
+    drop(gateway);
     drop(service);
     owner.close()?;
     events.emit(&Event::Stopped);

@@ -130,6 +130,36 @@ impl Service {
         result
     }
 
+    /// Answer a question (router → skill, or online → local model → fallback), recorded in
+    /// the history. Blocking.
+    ///
+    /// # Errors
+    /// [`ControlError::Answer`] when the store or the router fails.
+    pub fn answer(
+        &self,
+        text: &str,
+        mode: crate::store::InputMode,
+        new_conversation: bool,
+    ) -> Result<crate::answer::Answer, ControlError> {
+        let ctx = &self.ctx;
+        let opts = AnswerOptions {
+            config: &ctx.config,
+            dirs: &ctx.dirs,
+            catalog: &ctx.catalog,
+            data_dir: &ctx.data_dir,
+            stt_model: None,
+            now: SystemTime::now(),
+            engines: Some(&self.engines),
+            new_conversation,
+        };
+        answer::answer_in(&self.store, text, mode, &opts).map_err(ControlError::from_answer)
+    }
+
+    /// Engines kept loaded between requests.
+    pub fn engines(&self) -> &crate::answer::Engines {
+        &self.engines
+    }
+
     fn run(&self, request: Request) -> Result<Value, ControlError> {
         let s = &*self.store;
         match request {
@@ -143,22 +173,7 @@ impl Service {
                 text,
                 mode,
                 new_conversation,
-            } => {
-                let ctx = &self.ctx;
-                let opts = AnswerOptions {
-                    config: &ctx.config,
-                    dirs: &ctx.dirs,
-                    catalog: &ctx.catalog,
-                    data_dir: &ctx.data_dir,
-                    stt_model: None,
-                    now: SystemTime::now(),
-                    engines: Some(&self.engines),
-                    new_conversation,
-                };
-                let answer =
-                    answer::answer_in(s, &text, mode, &opts).map_err(ControlError::from_answer)?;
-                to_value(answer)
-            }
+            } => to_value(self.answer(&text, mode, new_conversation)?),
             Request::NotesList => to_value(s.notes()?),
             Request::NotesAdd { text } => to_value(s.add_note(non_empty("note", &text)?)?),
             Request::NotesRemove { id } => match s.remove_note(id)? {
