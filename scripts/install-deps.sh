@@ -11,7 +11,12 @@ APT_PACKAGES=(
   espeak-ng                                              # speech synthesis
   pulseaudio pulseaudio-utils libasound2-plugins         # virtual audio devices for the tests
   sox                                                    # audio fixtures and scripts
+  python3 python3-venv                                   # test clients (MCP, Wyoming, OpenAI)
 )
+
+# Reference clients the tests talk to Serena with (written by others, from PyPI), kept in a
+# virtual environment under target/ that the tests find by themselves.
+PY_PACKAGES=(wyoming==1.10.2 openai==3.54.0 prometheus_client==0.26.0)
 
 if [[ "$(uname -s)" == "Darwin" ]]; then
   missing_brew=()
@@ -43,6 +48,15 @@ if [[ ${#missing[@]} -gt 0 ]]; then
   echo "Installing: ${missing[*]}" >&2
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+VENV="$ROOT/target/test-python"
+if command -v python3 >/dev/null && ! "$VENV/bin/python" -c "import wyoming, openai, prometheus_client" 2>/dev/null; then
+  echo "Installing the test clients into $VENV: ${PY_PACKAGES[*]}" >&2
+  mkdir -p "$ROOT/target"
+  python3 -m venv "$VENV"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PY_PACKAGES[@]}"
 fi
 
 if ! command -v cargo >/dev/null; then

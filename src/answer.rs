@@ -144,17 +144,15 @@ pub fn transcribe_audio(
         no_speech_threshold: stt.no_speech_threshold,
         ..DecodeOptions::default()
     };
-    let (segments, _) = engine.transcribe(&samples, 0.0, &decode_opts)?;
+    // A spoken command is short: size Whisper's window to it (guarded against loops).
+    let heard = crate::stt::command::transcribe_command(&engine, &samples, &decode_opts)?;
     let stt_ms = t.elapsed().as_millis() as u64;
-    let transcript = segments
-        .iter()
-        .map(|s| s.text.trim())
-        .collect::<Vec<_>>()
-        .join(" ");
+    let transcript = heard.text;
     let timings = BTreeMap::from([
         ("decode_ms".to_string(), decode_ms),
         ("stt_load_ms".to_string(), load_ms),
         ("stt_ms".to_string(), stt_ms),
+        ("stt_audio_ctx".to_string(), u64::from(heard.audio_ctx)),
     ]);
     Ok((transcript, timings))
 }

@@ -231,16 +231,15 @@ impl WyomingHandler for Gateway {
 
     fn transcribe(&self, pcm_16k_mono: &[i16], language: Option<&str>) -> Result<String, String> {
         let engine = self.whisper(None)?;
-        let (segments, _) = engine
-            .transcribe(&to_f32(pcm_16k_mono), 0.0, &self.decode_options(language))
-            .map_err(|e| e.to_string())?;
+        // Satellites send one utterance: a command, sized to its length.
+        let heard = crate::stt::command::transcribe_command(
+            &engine,
+            &to_f32(pcm_16k_mono),
+            &self.decode_options(language),
+        )
+        .map_err(|e| e.to_string())?;
         self.transcriptions.fetch_add(1, Ordering::Relaxed);
-        Ok(segments
-            .iter()
-            .map(|s| s.text.trim())
-            .filter(|t| !t.is_empty())
-            .collect::<Vec<_>>()
-            .join(" "))
+        Ok(heard.text)
     }
 
     fn synthesize(&self, text: &str, voice: Option<&str>) -> Result<(Vec<i16>, u32), String> {

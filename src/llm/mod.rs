@@ -361,7 +361,9 @@ impl LlmEngine {
             ),
         };
         let mut sampler = if opts.temperature <= 0.0 {
-            LlamaSampler::greedy()
+            // In a chain, llama.cpp reuses one candidate array instead of filling a new
+            // vocabulary-sized one per token (measured: 0.84× → par with llama-bench).
+            LlamaSampler::chain_simple([LlamaSampler::greedy()])
         } else {
             LlamaSampler::chain_simple([
                 LlamaSampler::top_k(40),
@@ -409,6 +411,10 @@ impl LlmEngine {
                 if !on_token(&piece) {
                     break StopReason::Cancelled;
                 }
+            }
+            // The last token is not decoded: nothing would read its logits.
+            if generated >= opts.max_tokens {
+                break StopReason::MaxTokens;
             }
             batch.clear();
             batch.add(token, pos, &[0], true).map_err(|e| engine(&e))?;

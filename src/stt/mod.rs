@@ -10,6 +10,7 @@
 //! [`crate::models::format::inspect`] in [`crate::models::resolve`] first.
 
 pub mod clean;
+pub mod command;
 
 use std::path::Path;
 use std::sync::Once;
@@ -176,6 +177,21 @@ impl WhisperEngine {
         offset_s: f64,
         opts: &DecodeOptions,
     ) -> Result<(Vec<Segment>, String), SttError> {
+        let (raw, lang) = self.transcribe_raw(samples, offset_s, opts)?;
+        Ok((clean::clean(raw, opts.no_speech_threshold), lang))
+    }
+
+    /// [`WhisperEngine::transcribe`] without the hallucination guards: what whisper.cpp
+    /// decoded, segment by segment.
+    ///
+    /// # Errors
+    /// As [`WhisperEngine::transcribe`].
+    pub fn transcribe_raw(
+        &self,
+        samples: &[f32],
+        offset_s: f64,
+        opts: &DecodeOptions,
+    ) -> Result<(Vec<clean::RawSegment>, String), SttError> {
         let engine = |e: whisper_rs::WhisperError| SttError::Engine(e.to_string());
         let mut state = self.ctx.create_state().map_err(engine)?;
         let strategy = if opts.beam_size > 1 {
@@ -255,7 +271,7 @@ impl WhisperEngine {
                 words,
             });
         }
-        Ok((clean::clean(segments, opts.no_speech_threshold), lang))
+        Ok((segments, lang))
     }
 
     /// Mean log-probability of the segment's text tokens (whisper's `avg_logprob`).

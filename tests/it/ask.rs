@@ -174,3 +174,48 @@ fn the_users_sentence_files_extend_the_router_and_errors_name_the_file() {
             predicate::str::contains("broken.yaml").and(predicate::str::contains("NoSuchIntent")),
         );
 }
+
+/// Short commands use an encoder window sized to them (much faster than Whisper's 30 s),
+/// and still give the full window's words; a looping fast pass falls back to the full one.
+#[test]
+fn spoken_commands_use_a_window_sized_to_them_with_the_same_words() {
+    use serena::stt::{command, DecodeOptions, WhisperEngine};
+    let path = crate::common::model("whisper/ggml-tiny.en.bin");
+    let resolved = serena::models::Resolved {
+        format: serena::models::format::inspect(&path).expect("model"),
+        path,
+        name: None,
+    };
+    let engine = WhisperEngine::load(&resolved).expect("load tiny.en");
+    let opts = DecodeOptions {
+        language: Some("en".into()),
+        threads: 2,
+        beam_size: 1,
+        ..DecodeOptions::default()
+    };
+    let mut reduced = 0;
+    for clip in [
+        "commands/rhasspy3_set_timer.wav",
+        "commands/rhasspy3_what_time_is_it.wav",
+        "commands/rhasspy3_whats_the_date_today.wav",
+        "commands/rhasspy3_this_is_a_test.wav",
+    ] {
+        let samples = serena::audio::decode::decode_file_16k_mono(&crate::common::audio(clip))
+            .expect("decode");
+        let fast = command::transcribe_command(&engine, &samples, &opts).expect("command");
+        let (full, _) = engine.transcribe(&samples, 0.0, &opts).expect("full");
+        let full: Vec<&str> = full.iter().map(|s| s.text.trim()).collect();
+        assert_eq!(
+            crate::common::words(&fast.text),
+            crate::common::words(&full.join(" ")),
+            "{clip}: {fast:?}"
+        );
+        if fast.audio_ctx > 0 {
+            reduced += 1;
+            assert!(fast.audio_ctx < 1500);
+        } else {
+            assert!(fast.fell_back && fast.reason.is_some(), "{clip}: {fast:?}");
+        }
+    }
+    assert!(reduced >= 3, "most commands must take the fast path");
+}
