@@ -208,7 +208,7 @@ impl Store {
     /// reopened store: after a failed restore the store is reopened with its
     /// data unchanged.
     ///
-    /// ```ignore
+    /// ```text
     /// let (restored, store) = store.restore(&archive, Some(pass));
     /// let store = store?;      // reopening failed (e.g. disk error)
     /// let info = restored?;    // the archive was refused
