@@ -21,6 +21,7 @@
 //! - [`tools`]: tools the language model can call: the skills and MCP servers' tools.
 //! - [`tts`]: speech synthesis.
 //! - [`vad`]: voice activity detection (Silero through whisper.cpp).
+//! - [`pipeline`]: the live pipeline's stages as pure state machines (end of speech so far).
 //! - [`power`]: power source, profiles with hysteresis, system figures, model memory manager.
 //! - [`wyoming`]: the Wyoming protocol server (Home Assistant): framing, events, server.
 //! - [`http`]: the OpenAI-compatible HTTP API (axum): routes, limits, metrics.
@@ -40,6 +41,7 @@ pub mod llm;
 pub mod logging;
 pub mod models;
 pub mod paths;
+pub mod pipeline;
 pub mod power;
 pub mod router;
 pub mod skills;

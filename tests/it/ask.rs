@@ -219,3 +219,57 @@ fn spoken_commands_use_a_window_sized_to_them_with_the_same_words() {
     }
     assert!(reduced >= 3, "most commands must take the fast path");
 }
+
+/// The live pipeline's end-of-speech stage on a real recording: the energy VAD and the
+/// endpointer cut one utterance out of the clip, and whisper hears the whole command in it.
+#[test]
+fn the_endpointer_cuts_a_real_command_whole() {
+    use serena::pipeline::endpoint::{
+        EndReason, EndpointConfig, EndpointEvent, Endpointer, EnergyVad,
+    };
+    use serena::stt::{command, DecodeOptions, WhisperEngine};
+    let samples = serena::audio::decode::decode_file_16k_mono(&crate::common::audio(
+        "commands/rhasspy3_set_timer.wav",
+    ))
+    .expect("decode");
+    // Half a second of silence around it, as a microphone would hear.
+    let mut input = vec![0.0f32; 8000];
+    input.extend(&samples);
+    input.extend(vec![0.0f32; 16000]);
+    let mut vad = EnergyVad::default();
+    let mut ep = Endpointer::new(EndpointConfig::default());
+    let mut utterances = Vec::new();
+    for frame in input.chunks(480) {
+        let speech = vad.is_speech(frame);
+        for e in ep.push(frame, speech) {
+            if let EndpointEvent::SpeechEnd { audio, reason, .. } = e {
+                assert_eq!(reason, EndReason::Silence);
+                utterances.push(audio);
+            }
+        }
+    }
+    assert!(ep.finish_input().is_none());
+    assert_eq!(utterances.len(), 1, "one command, one utterance");
+    let path = crate::common::model("whisper/ggml-tiny.en.bin");
+    let resolved = serena::models::Resolved {
+        format: serena::models::format::inspect(&path).expect("model"),
+        path,
+        name: None,
+    };
+    let engine = WhisperEngine::load(&resolved).expect("load");
+    let heard = command::transcribe_command(
+        &engine,
+        &utterances[0],
+        &DecodeOptions {
+            language: Some("en".into()),
+            threads: 2,
+            beam_size: 1,
+            ..DecodeOptions::default()
+        },
+    )
+    .expect("transcribe");
+    assert_eq!(
+        crate::common::words(&heard.text),
+        "set a timer for 10 minutes"
+    );
+}
