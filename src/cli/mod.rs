@@ -3,6 +3,7 @@
 mod ask_cmd;
 mod config_cmd;
 mod devices_cmd;
+mod listen_cmd;
 mod models_cmd;
 mod serve_cmd;
 mod status_cmd;
@@ -65,6 +66,8 @@ enum LogFormatArg {
 enum Command {
     /// Ask something, by text or audio file; the answer is printed (and spoken with --speak).
     Ask(ask_cmd::AskArgs),
+    /// Always-on voice commands (for now: --no-wake and --input-file).
+    Listen(listen_cmd::ListenArgs),
     /// Show how sentences are understood: one JSON object per sentence, no side effects.
     Route(ask_cmd::RouteArgs),
     /// Transcribe audio files to text, subtitles or JSON.
@@ -181,6 +184,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Config(cmd) => config_cmd::run(&ctx, cmd),
         Command::Status(args) => status_cmd::run(&ctx, args),
         Command::Devices(args) => devices_cmd::run(&ctx, args),
+        Command::Listen(args) => listen_cmd::run(&ctx, args),
         Command::Tools(cmd) => tools_cmd::run(&ctx, cmd),
         Command::Serve(args) => serve_cmd::run(&ctx, args),
         Command::History(args) => store_cmds::history(&ctx, args),

@@ -7,3 +7,4 @@
 //! are the next steps.
 
 pub mod endpoint;
+pub mod listen;

@@ -13,6 +13,7 @@ mod cli_models;
 mod cli_status;
 mod control;
 mod engines;
+mod listen;
 mod llm;
 mod online;
 mod online_server;
