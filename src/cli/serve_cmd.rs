@@ -59,6 +59,37 @@ pub struct ServeArgs {
     /// Let the Wyoming server listen beyond this machine (Wyoming has no authentication).
     #[arg(long)]
     insecure_allow_remote: bool,
+    /// Advertise the Wyoming server over mDNS (`_wyoming._tcp.local.`), so Home Assistant
+    /// discovers it.
+    #[arg(long)]
+    mdns: bool,
+}
+
+/// Advertise the Wyoming server on `port`; the daemon stops the advertisement when shut down.
+fn advertise(port: u16) -> Result<mdns_sd::ServiceDaemon, mdns_sd::Error> {
+    let daemon = mdns_sd::ServiceDaemon::new()?;
+    let host = sysinfo::System::host_name().unwrap_or_else(|| "serena".into());
+    let host: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let info = mdns_sd::ServiceInfo::new(
+        "_wyoming._tcp.local.",
+        &format!("serena-{host}"),
+        &format!("{host}.local."),
+        "",
+        port,
+        None::<std::collections::HashMap<String, String>>,
+    )?
+    .enable_addr_auto();
+    daemon.register(info)?;
+    Ok(daemon)
 }
 
 const DEFAULT_WYOMING: &str = "127.0.0.1:10300";
@@ -249,6 +280,14 @@ async fn serve(
         .as_ref()
         .and_then(|l| l.local_addr().ok())
         .map(|a| format!("tcp://{a}"));
+    let mut mdns = None;
+    if let (true, Some(listener)) = (args.mdns, &wyoming_listener) {
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+        match advertise(port) {
+            Ok(d) => mdns = Some(d),
+            Err(e) => tracing::warn!(error = %e, "cannot advertise over mDNS"),
+        }
+    }
     if let Some(listener) = wyoming_listener {
         let stop = shutdown.clone();
         tasks.spawn(serena::wyoming::serve(
@@ -309,6 +348,9 @@ async fn serve(
     if drained.is_err() {
         tracing::warn!("tasks still running after {STOP_TIMEOUT:?}; stopping anyway");
         tasks.abort_all();
+    }
+    if let Some(d) = mdns {
+        let _ = d.shutdown();
     }
     drop(gateway);
     drop(service);

@@ -329,3 +329,48 @@ fn a_stale_socket_is_ignored_and_replaced() {
     assert!(serve.terminate().success());
     assert!(!socket.exists());
 }
+
+#[test]
+fn serve_advertises_wyoming_over_mdns_when_asked() {
+    use mdns_sd::{ServiceDaemon, ServiceEvent};
+    let env = Env::new();
+    let serve = Serve::start(
+        &env,
+        &[
+            "--no-speak",
+            "--wyoming",
+            "tcp://127.0.0.1:0",
+            "--http",
+            "off",
+            "--mdns",
+        ],
+    );
+    let ready = serve.event("ready", Duration::from_secs(10));
+    let port: u16 = ready["wyoming"]
+        .as_str()
+        .and_then(|a| a.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no Wyoming address in {ready}"));
+    let browser = ServiceDaemon::new().expect("mDNS daemon");
+    let found = browser.browse("_wyoming._tcp.local.").expect("browse");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut ports = Vec::new();
+    while std::time::Instant::now() < deadline {
+        if let Ok(ServiceEvent::ServiceResolved(info)) =
+            found.recv_timeout(Duration::from_millis(200))
+        {
+            ports.push(info.get_port());
+            if info.get_port() == port {
+                assert!(
+                    info.get_fullname().starts_with("serena-"),
+                    "{}",
+                    info.get_fullname()
+                );
+                let _ = browser.shutdown();
+                assert!(serve.terminate().success());
+                return;
+            }
+        }
+    }
+    panic!("Serena's Wyoming service (port {port}) was not found over mDNS; saw {ports:?}");
+}
