@@ -19,6 +19,7 @@ mod online;
 mod online_server;
 mod parity;
 mod power;
+mod serve_api;
 mod store;
 mod transcribe;
 mod vad;
