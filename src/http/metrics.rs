@@ -342,7 +342,12 @@ fn render_backend_gauges(out: &mut String, gauges: &[(String, String, f64)]) {
         }
     }
     for f in families {
-        family(out, f.name, f.help, "gauge");
+        let kind = if f.name.ends_with("_total") {
+            "counter"
+        } else {
+            "gauge"
+        };
+        family(out, f.name, f.help, kind);
         for (labels, value) in f.samples {
             let _ = writeln!(out, "{}{labels} {}", f.name, number(value));
         }

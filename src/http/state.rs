@@ -115,9 +115,16 @@ impl AppState {
             let mut over = declared_over;
             let mut discarded = 0usize;
             while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|err| {
-                    ApiError::bad_input(format!("could not read the request body: {err}"))
-                })?;
+                let frame = match frame {
+                    Ok(frame) => frame,
+                    // A body already known to be too large is still a 413.
+                    Err(_) if over => break,
+                    Err(err) => {
+                        return Err(ApiError::bad_input(format!(
+                            "could not read the request body: {err}"
+                        )))
+                    }
+                };
                 let Ok(data) = frame.into_data() else {
                     continue; // trailers
                 };
