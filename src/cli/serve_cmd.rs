@@ -275,6 +275,9 @@ async fn serve(
     tasks.spawn(announce(timer_rx, events, (!args.no_speak).then_some(cx)));
 
     let gateway = Arc::new(Gateway::new(Arc::clone(&service)));
+    // One engine call at a time across both servers: two at once on a small machine only
+    // make both slower (the shared ggml's threads compete).
+    let engine_slots = Arc::new(tokio::sync::Semaphore::new(1));
     let wyoming_listener = bind("Wyoming", wyoming).await?;
     let wyoming_addr = wyoming_listener
         .as_ref()
@@ -293,7 +296,10 @@ async fn serve(
         tasks.spawn(serena::wyoming::serve(
             listener,
             Arc::clone(&gateway),
-            serena::wyoming::ServerOptions::default(),
+            serena::wyoming::ServerOptions {
+                engine_slots: Arc::clone(&engine_slots),
+                ..serena::wyoming::ServerOptions::default()
+            },
             async move { stop.wait().await },
         ));
     }
@@ -306,6 +312,7 @@ async fn serve(
         let stop = shutdown.clone();
         let opts = serena::http::ServerOptions {
             token: args.token.clone(),
+            engine_slots: Some(Arc::clone(&engine_slots)),
             ..serena::http::ServerOptions::default()
         };
         let backend = Arc::clone(&gateway);

@@ -80,6 +80,10 @@ pub struct ServerOptions {
     pub max_body_bytes: usize,
     /// Backend calls that may run at once (at least 1).
     pub max_concurrent: usize,
+    /// A semaphore shared with other servers over the same engines (its permits then
+    /// replace `max_concurrent`), so that Wyoming and HTTP together run no more engine
+    /// calls than the machine has room for.
+    pub engine_slots: Option<Arc<Semaphore>>,
     /// How long a request waits for a backend slot before it is answered 503.
     pub queue_wait: Duration,
     /// How long the request body may take to arrive (408 after that).
@@ -101,6 +105,7 @@ impl Default for ServerOptions {
             token: None,
             max_body_bytes: 25 * 1024 * 1024,
             max_concurrent: 1,
+            engine_slots: None,
             queue_wait: Duration::from_secs(30),
             request_timeout: Duration::from_secs(60),
             per_client_max_concurrent: 4,

@@ -33,7 +33,10 @@ impl AppState {
         let permits = opts.max_concurrent.clamp(1, Semaphore::MAX_PERMITS);
         AppState {
             backend,
-            queue: Arc::new(Semaphore::new(permits)),
+            queue: opts
+                .engine_slots
+                .clone()
+                .unwrap_or_else(|| Arc::new(Semaphore::new(permits))),
             clients: Arc::new(ClientLimiter::new(opts.per_client_max_concurrent)),
             opts: Arc::new(opts),
             metrics: Arc::new(Metrics::default()),
