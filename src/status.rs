@@ -365,3 +365,113 @@ fn online_check(config: &Config) -> Option<Check> {
         },
     })
 }
+
+/// What Serena did recently, from the history: answers by source and per-stage latency.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Activity {
+    /// Answers in the window.
+    pub answers: usize,
+    /// Answers per source (`router`, `online`, `llm`, `fallback`).
+    pub by_source: std::collections::BTreeMap<String, usize>,
+    /// Answers per power profile.
+    pub by_profile: std::collections::BTreeMap<String, usize>,
+    /// Per stage (`stt_ms`, `llm_ms`, `route_us`, ...): count, p50 and p95, in the stage's unit.
+    pub stages: std::collections::BTreeMap<String, StageStats>,
+}
+
+/// Latency of one stage.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct StageStats {
+    /// Samples.
+    pub count: usize,
+    /// Median.
+    pub p50: u64,
+    /// 95th percentile.
+    pub p95: u64,
+}
+
+/// Summarise history entries (any order).
+pub fn activity(entries: &[crate::store::HistoryEntry]) -> Activity {
+    let mut a = Activity {
+        answers: entries.len(),
+        ..Activity::default()
+    };
+    let mut samples: std::collections::BTreeMap<String, Vec<u64>> = Default::default();
+    for e in entries {
+        let source = serde_json::to_value(e.source)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        *a.by_source.entry(source).or_default() += 1;
+        *a.by_profile.entry(e.power_profile.clone()).or_default() += 1;
+        for (stage, value) in &e.timings {
+            samples.entry(stage.clone()).or_default().push(*value);
+        }
+    }
+    for (stage, mut values) in samples {
+        values.sort_unstable();
+        let pick = |q: f64| -> u64 {
+            let i = ((values.len() as f64 * q).ceil() as usize).clamp(1, values.len()) - 1;
+            values[i]
+        };
+        a.stages.insert(
+            stage,
+            StageStats {
+                count: values.len(),
+                p50: pick(0.5),
+                p95: pick(0.95),
+            },
+        );
+    }
+    a
+}
+
+#[cfg(test)]
+mod activity_tests {
+    use super::*;
+    use crate::store::{HistoryEntry, InputMode, ReplySource};
+
+    fn entry(source: ReplySource, stt_ms: u64) -> HistoryEntry {
+        HistoryEntry {
+            id: 0,
+            time_ms: 0,
+            mode: InputMode::Voice,
+            transcript: String::new(),
+            intent: None,
+            slots: serde_json::json!({}),
+            reply: String::new(),
+            source,
+            timings: [("stt_ms".to_string(), stt_ms)].into_iter().collect(),
+            power_profile: "balanced".into(),
+        }
+    }
+
+    #[test]
+    fn percentiles_and_counts() {
+        let entries: Vec<HistoryEntry> = (1..=20)
+            .map(|i| {
+                entry(
+                    if i % 2 == 0 {
+                        ReplySource::Router
+                    } else {
+                        ReplySource::Llm
+                    },
+                    i * 10,
+                )
+            })
+            .collect();
+        let a = activity(&entries);
+        assert_eq!(a.answers, 20);
+        assert_eq!(a.by_source.get("router"), Some(&10));
+        assert_eq!(a.by_profile.get("balanced"), Some(&20));
+        assert_eq!(
+            a.stages.get("stt_ms"),
+            Some(&StageStats {
+                count: 20,
+                p50: 100,
+                p95: 190
+            })
+        );
+        assert_eq!(activity(&[]).answers, 0);
+    }
+}

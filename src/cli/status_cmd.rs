@@ -23,8 +23,19 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<ExitCode> {
         data_dir: &ctx.data_dir,
         device_timeout: Duration::from_secs(3),
     });
+    // The last hour, from the history (through the running Serena when there is one).
+    let since = serena::store::now_ms().saturating_sub(3_600_000);
+    let last_hour = serena::control::open(super::store_cmds::context(ctx))
+        .and_then(|mut h| h.history(None, Some(since), 100_000))
+        .map(|entries| status::activity(&entries))
+        .map_err(|e| tracing::debug!(error = %e, "no history for the status"))
+        .ok();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        let mut v = serde_json::to_value(&report)?;
+        if let serde_json::Value::Object(map) = &mut v {
+            map.insert("last_hour".into(), serde_json::to_value(&last_hour)?);
+        }
+        println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         let b = &report.build;
         println!(
@@ -44,6 +55,20 @@ pub fn run(ctx: &Ctx, args: StatusArgs) -> anyhow::Result<ExitCode> {
             println!("[{tag}] {:<13} {}", c.name, c.detail);
             if let Some(fix) = &c.fix {
                 println!("       {:<13} fix: {fix}", "");
+            }
+        }
+        if let Some(a) = last_hour.as_ref().filter(|a| a.answers > 0) {
+            let sources: Vec<String> = a
+                .by_source
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            println!("last hour: {} answers ({})", a.answers, sources.join(", "));
+            for (stage, st) in &a.stages {
+                println!(
+                    "       {stage:<13} p50 {} p95 {} ({} samples)",
+                    st.p50, st.p95, st.count
+                );
             }
         }
         println!(

@@ -104,3 +104,23 @@ fn devices_lists_the_virtual_devices() {
         assert!(default["default_config"]["Ok"].is_object(), "{default:#}");
     }
 }
+
+#[test]
+fn status_summarises_the_last_hour_of_answers() {
+    let env = crate::common::Env::new();
+    crate::common::ok(&env, &["ask", "what time is it"]);
+    crate::common::ok(&env, &["ask", "set a timer for 5 minutes"]);
+    let out = env
+        .serena()
+        .args(["status", "--json"])
+        .output()
+        .expect("status");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let last = &v["last_hour"];
+    assert_eq!(last["answers"], 2, "{last}");
+    assert_eq!(last["by_source"]["router"], 2, "{last}");
+    assert_eq!(last["stages"]["route_us"]["count"], 2, "{last}");
+    assert!(
+        last["stages"]["route_us"]["p95"].as_u64() >= last["stages"]["route_us"]["p50"].as_u64()
+    );
+}
