@@ -132,18 +132,7 @@ pub fn transcribe_audio(
     let engine = WhisperEngine::load_with(&model, opts.config.stt.flash_attn)?;
     let load_ms = t.elapsed().as_millis() as u64;
     let t = Instant::now();
-    let stt = &opts.config.stt;
-    let decode_opts = DecodeOptions {
-        language: Some(stt.language.clone()),
-        threads: if stt.threads > 0 {
-            stt.threads
-        } else {
-            crate::stt::default_threads()
-        },
-        beam_size: 1,
-        no_speech_threshold: stt.no_speech_threshold,
-        ..DecodeOptions::default()
-    };
+    let decode_opts = DecodeOptions::for_command(&opts.config.stt);
     // A spoken command is short: size Whisper's window to it (guarded against loops).
     let heard = crate::stt::command::transcribe_command(&engine, &samples, &decode_opts)?;
     let stt_ms = t.elapsed().as_millis() as u64;

@@ -98,18 +98,11 @@ impl Gateway {
     }
 
     fn decode_options(&self, language: Option<&str>) -> DecodeOptions {
-        let stt = &self.config().stt;
-        DecodeOptions {
-            language: Some(language.unwrap_or(&stt.language).to_string()),
-            threads: if stt.threads > 0 {
-                stt.threads
-            } else {
-                crate::stt::default_threads()
-            },
-            beam_size: 1,
-            no_speech_threshold: stt.no_speech_threshold,
-            ..DecodeOptions::default()
+        let mut opts = DecodeOptions::for_command(&self.config().stt);
+        if let Some(language) = language {
+            opts.language = Some(language.to_string());
         }
+        opts
     }
 
     fn speak(

@@ -74,18 +74,7 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
     let spec = args.model.as_deref().unwrap_or(&ctx.config.stt.model);
     let model = models::resolve(spec, ModelKind::Whisper, &ctx.dirs, &ctx.catalog)?;
     let engine = WhisperEngine::load_with(&model, ctx.config.stt.flash_attn)?;
-    let stt = &ctx.config.stt;
-    let decode_opts = DecodeOptions {
-        language: Some(stt.language.clone()),
-        threads: if stt.threads > 0 {
-            stt.threads
-        } else {
-            serena::stt::default_threads()
-        },
-        beam_size: 1,
-        no_speech_threshold: stt.no_speech_threshold,
-        ..DecodeOptions::default()
-    };
+    let decode_opts = DecodeOptions::for_command(&ctx.config.stt);
     let endpoint = EndpointConfig {
         hang: Duration::from_millis(args.hang_ms),
         max_utterance: Duration::from_secs(args.max_utterance_s.max(1)),

@@ -85,6 +85,24 @@ impl Default for DecodeOptions {
     }
 }
 
+impl DecodeOptions {
+    /// Settings for a spoken command under `[stt]`: its language, threads and no-speech
+    /// threshold, greedy decoding.
+    pub fn for_command(stt: &crate::config::Stt) -> DecodeOptions {
+        DecodeOptions {
+            language: Some(stt.language.clone()),
+            threads: if stt.threads > 0 {
+                stt.threads
+            } else {
+                default_threads()
+            },
+            beam_size: 1,
+            no_speech_threshold: stt.no_speech_threshold,
+            ..DecodeOptions::default()
+        }
+    }
+}
+
 /// whisper-cli's default thread count: min(4, available cores).
 pub fn default_threads() -> u32 {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
