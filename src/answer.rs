@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::audio::decode;
 use crate::config::Config;
 use crate::llm::conversation::Conversation;
-use crate::llm::health::{BreakerConfig, StateName};
+use crate::llm::health::{BreakerConfig, BreakerMemo};
 use crate::llm::online::{ChatOptions, OnlineConfig, OnlineError, OnlineModel};
 use crate::llm::{EngineOptions, GenerateOptions, LlmWorker};
 use crate::models::{self, Catalog, ModelDirs, ModelKind};
@@ -305,10 +305,18 @@ impl Engines {
         slot.take().is_some()
     }
 
-    /// The online model, when `[online] url` is set.
-    pub fn online(&self, config: &Config) -> Option<Arc<OnlineModel>> {
+    /// The online model, when `[online] url` is set. Made on first use, it takes up the
+    /// breaker state the last process left in `store` (a one-shot `serena ask` thus skips
+    /// an endpoint an earlier one found down).
+    pub fn online(&self, config: &Config, store: &Store, now_ms: u64) -> Option<Arc<OnlineModel>> {
         self.online
-            .get_or_init(|| online_for(config).map(Arc::new))
+            .get_or_init(|| {
+                let model = online_for(config)?;
+                if let Ok(Some(memo)) = store.setting_as::<BreakerMemo>(ONLINE_BREAKER) {
+                    model.restore_breaker(&memo, now_ms);
+                }
+                Some(Arc::new(model))
+            })
             .clone()
     }
 
@@ -356,16 +364,6 @@ fn host_of(url: &str) -> String {
 /// The store setting that carries the online model's breaker across processes (`serena
 /// ask` is one process per question; a long-running Serena also keeps it in memory).
 pub const ONLINE_BREAKER: &str = "online.breaker";
-
-/// The breaker's state as the store keeps it.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-struct SharedBreaker {
-    consecutive_failures: u32,
-    /// Unix milliseconds until which the online model is not tried (0: closed).
-    open_until_ms: u64,
-    /// The last cool-down, doubled after a failed trial.
-    cooldown_ms: u64,
-}
 
 /// The tools for `config`: the skills, plus the MCP servers of its `tools.mcp_config`.
 pub fn toolbox_for(config: &Config) -> Toolbox {
@@ -426,20 +424,7 @@ fn ask_online(
     hops: &mut Vec<String>,
 ) -> Option<String> {
     let name = online.name().to_string();
-    // One-shot processes (`serena ask`) share the breaker's verdict through the store.
     let now_ms = crate::store::to_unix_ms(opts.now);
-    let mut shared: SharedBreaker = store
-        .setting_as(ONLINE_BREAKER)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    if shared.open_until_ms > now_ms {
-        hops.push(format!(
-            "online {name}: skipped, circuit open for {} s more",
-            (shared.open_until_ms - now_ms).div_ceil(1000)
-        ));
-        return None;
-    }
     let cfg = &opts.config;
     let chat = ChatOptions {
         max_tokens: cfg.llm.max_tokens,
@@ -448,33 +433,10 @@ fn ask_online(
         stream: true,
     };
     let result = online.chat(messages, &chat, &mut |_| true);
-    let snapshot = online.snapshot();
-    match &result {
-        Ok(r) if !r.text.trim().is_empty() => shared = SharedBreaker::default(),
-        Err(OnlineError::Unavailable { .. }) => {}
-        _ => {
-            shared.consecutive_failures += 1;
-            let trial = shared.open_until_ms > 0;
-            if trial || shared.consecutive_failures >= cfg.online.failures_to_open {
-                // A failed trial after a cool-down opens it for twice as long.
-                let base = u64::from(cfg.online.cooldown_s) * 1000;
-                shared.cooldown_ms = if trial {
-                    (shared.cooldown_ms.max(base) * 2).min(base * 10)
-                } else {
-                    base
-                };
-                shared.open_until_ms = now_ms + shared.cooldown_ms;
-            }
-        }
-    }
-    if snapshot.state == StateName::Open {
-        let until = now_ms + snapshot.retry_in_ms.unwrap_or(0);
-        shared.open_until_ms = shared.open_until_ms.max(until);
-    }
-    let persisted = serde_json::to_value(&shared)
+    let kept = serde_json::to_value(online.breaker_memo(now_ms))
         .map_err(|e| crate::store::StoreError::InvalidInput(e.to_string()))
         .and_then(|v| store.set_setting(ONLINE_BREAKER, &v));
-    if let Err(e) = persisted {
+    if let Err(e) = kept {
         tracing::warn!(error = %e, "cannot store the online model's state");
     }
     match result {
@@ -488,6 +450,13 @@ fn ask_online(
         }
         Ok(_) => {
             hops.push(format!("online {name}: empty reply"));
+            None
+        }
+        Err(OnlineError::Unavailable { retry_in }) => {
+            hops.push(format!(
+                "online {name}: skipped, circuit open for {} s more",
+                retry_in.as_millis().div_ceil(1000)
+            ));
             None
         }
         Err(e) => {
@@ -536,7 +505,7 @@ fn ask_llm(
             &own
         }
     };
-    if let Some(online) = engines.online(opts.config) {
+    if let Some(online) = engines.online(opts.config, store, crate::store::to_unix_ms(opts.now)) {
         let reply = if power.online_allowed {
             ask_online(&online, &messages, store, opts, &mut hops)
         } else {

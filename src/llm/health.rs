@@ -419,6 +419,18 @@ pub struct CircuitBreaker {
     cool_down: Duration,
 }
 
+/// A [`CircuitBreaker`]'s state in wall-clock terms, to carry it from one process to the
+/// next (`serena ask` runs once per question).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BreakerMemo {
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// Unix milliseconds until which requests are refused; 0 when closed.
+    pub open_until_ms: u64,
+    /// The cool-down the next opening uses.
+    pub cool_down_ms: u64,
+}
+
 impl Default for CircuitBreaker {
     fn default() -> Self {
         CircuitBreaker::new(BreakerConfig::default())
@@ -462,6 +474,40 @@ impl CircuitBreaker {
     /// The cool-down the next opening uses (or the current one while open).
     pub fn cool_down(&self) -> Duration {
         self.cool_down
+    }
+
+    /// The state in wall-clock terms (`now` and `now_ms` are the same moment), so that a
+    /// later process can [`restore`](Self::restore) it.
+    pub fn memo(&self, now: Instant, now_ms: u64) -> BreakerMemo {
+        let open_until_ms = match self.state {
+            BreakerState::Closed => 0,
+            // A trial under way ends with this process: the next one may try at once.
+            BreakerState::HalfOpen { .. } => now_ms,
+            BreakerState::Open { until } => {
+                now_ms + until.saturating_duration_since(now).as_millis() as u64
+            }
+        };
+        BreakerMemo {
+            consecutive_failures: self.consecutive_failures,
+            open_until_ms,
+            cool_down_ms: self.cool_down.as_millis() as u64,
+        }
+    }
+
+    /// Take up a state kept by [`memo`](Self::memo): an opening that has not expired stays
+    /// open; one that has expired lets the next request through as the trial.
+    pub fn restore(&mut self, memo: &BreakerMemo, now: Instant, now_ms: u64) {
+        self.consecutive_failures = memo.consecutive_failures;
+        self.cool_down = Duration::from_millis(memo.cool_down_ms)
+            .clamp(self.config.cool_down, self.config.max_cool_down);
+        self.state = if memo.open_until_ms == 0 {
+            BreakerState::Closed
+        } else {
+            let left = Duration::from_millis(memo.open_until_ms.saturating_sub(now_ms));
+            BreakerState::Open {
+                until: now + left.min(self.config.max_cool_down),
+            }
+        };
     }
 
     /// Time until a request may go out: zero when closed or when a trial is due.
@@ -860,5 +906,44 @@ mod tests {
             assert!(!FailureKind::from_status(s).is_transient());
         }
         assert_eq!(FailureKind::from_status(401), FailureKind::Config);
+    }
+}
+
+#[cfg(test)]
+mod memo_tests {
+    use super::*;
+
+    #[test]
+    fn a_breaker_carries_over_to_another_process() {
+        let cfg = BreakerConfig {
+            failure_threshold: 2,
+            cool_down: Duration::from_secs(30),
+            ..BreakerConfig::default()
+        };
+        let t0 = Instant::now();
+        let mut first = CircuitBreaker::new(cfg);
+        first.record_failure(t0, FailureKind::Server);
+        let memo = first.memo(t0, 1_000_000);
+        assert_eq!(memo.open_until_ms, 0);
+        // The next process sees one failure so far; a second opens it.
+        let mut second = CircuitBreaker::new(cfg);
+        second.restore(&memo, t0, 1_000_000);
+        second.record_failure(t0, FailureKind::Server);
+        let memo = second.memo(t0, 1_000_000);
+        assert_eq!(memo.open_until_ms, 1_030_000);
+        // Ten seconds later, a third process is refused without trying.
+        let t1 = t0 + Duration::from_secs(10);
+        let mut third = CircuitBreaker::new(cfg);
+        third.restore(&memo, t1, 1_010_000);
+        assert!(
+            matches!(third.allow(t1), Decision::Reject { retry_in } if retry_in == Duration::from_secs(20))
+        );
+        // After the cool-down, one trial goes; a failed trial doubles the cool-down.
+        let t2 = t0 + Duration::from_secs(31);
+        let mut fourth = CircuitBreaker::new(cfg);
+        fourth.restore(&memo, t2, 1_031_000);
+        assert_eq!(fourth.allow(t2), Decision::AllowTrial);
+        fourth.record_failure(t2, FailureKind::Server);
+        assert_eq!(fourth.memo(t2, 1_031_000).open_until_ms, 1_091_000);
     }
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::health::{
-    Backoff, BreakerConfig, Decision, FailureKind, StateName, Tracker, Transition,
+    Backoff, BreakerConfig, BreakerMemo, Decision, FailureKind, StateName, Tracker, Transition,
 };
 use super::Message;
 
@@ -336,6 +336,17 @@ impl OnlineModel {
     /// The model's clock's current time; deadlines are measured on it.
     pub fn now(&self) -> Instant {
         self.clock.now()
+    }
+
+    /// The breaker's state in wall-clock terms (`now_ms`: Unix milliseconds now).
+    pub fn breaker_memo(&self, now_ms: u64) -> BreakerMemo {
+        self.tracker().breaker.memo(self.now(), now_ms)
+    }
+
+    /// Take up a breaker state an earlier process kept.
+    pub fn restore_breaker(&self, memo: &BreakerMemo, now_ms: u64) {
+        let now = self.now();
+        self.tracker().breaker.restore(memo, now, now_ms);
     }
 
     fn tracker(&self) -> MutexGuard<'_, Tracker> {
