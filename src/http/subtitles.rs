@@ -1,107 +1,54 @@
 //! SubRip (SRT) and WebVTT renderings of a [`Transcription`], as OpenAI's
 //! `response_format=srt|vtt` return them.
 //!
-//! Same conventions as Serena's CLI output: text is trimmed, segments with empty text are
+//! Rendered by the CLI's writers (`transcribe::format`), so the conventions are the same: text is trimmed, segments with empty text are
 //! left out (an empty cue is invalid), blank lines inside a cue (which would end it) are
 //! dropped, negative or non-finite times become 0, an end before the start becomes the
 //! start, and WebVTT's reserved `&`, `<` and `>` are escaped (which also keeps a literal
 //! `-->` out of cue text).
 
-use std::fmt::Write as _;
-
 use super::backend::Transcription;
+pub use crate::transcribe::format::millis;
+use crate::transcribe::format::{Format, Segment, SegmentWriter};
 
 /// The transcription as SubRip: numbered cues, `00:00:01,000 --> 00:00:02,500`.
 pub fn srt(t: &Transcription) -> String {
-    let mut out = String::new();
-    let mut cue = 0;
-    for segment in &t.segments {
-        let text = cue_text(&segment.text);
-        if text.is_empty() {
-            continue;
-        }
-        cue += 1;
-        let (start, end) = span(segment.start, segment.end);
-        let _ = write!(
-            out,
-            "{cue}\n{} --> {}\n{text}\n\n",
-            clock(start, ','),
-            clock(end, ',')
-        );
-    }
-    out
+    render(Format::Srt, t)
 }
 
 /// The transcription as WebVTT: a `WEBVTT` header, then `00:00:01.000 --> 00:00:02.500` cues.
 pub fn vtt(t: &Transcription) -> String {
-    let mut out = String::from("WEBVTT\n\n");
-    for segment in &t.segments {
-        let text = escape_vtt(&cue_text(&segment.text));
-        if text.is_empty() {
-            continue;
+    render(Format::Vtt, t)
+}
+
+/// Through the CLI's own streaming writers, so both outputs follow one set of rules.
+fn render(format: Format, t: &Transcription) -> String {
+    let written = SegmentWriter::new(format, Vec::new()).and_then(|mut w| {
+        for s in &t.segments {
+            w.segment(&Segment {
+                start: s.start,
+                end: s.end,
+                text: s.text.clone(),
+                words: None,
+            })?;
         }
-        let (start, end) = span(segment.start, segment.end);
-        let _ = write!(
-            out,
-            "{} --> {}\n{text}\n\n",
-            clock(start, '.'),
-            clock(end, '.')
-        );
-    }
-    out
-}
-
-/// Start and end in whole milliseconds, the end no earlier than the start.
-fn span(start: f64, end: f64) -> (u64, u64) {
-    let start = millis(start);
-    (start, millis(end).max(start))
-}
-
-/// Seconds to whole milliseconds, rounded; negative or non-finite values become 0.
-pub fn millis(seconds: f64) -> u64 {
-    if seconds.is_finite() && seconds > 0.0 {
-        // `as` saturates for values beyond u64::MAX, which is what we want.
-        (seconds * 1000.0).round() as u64
-    } else {
-        0
-    }
-}
-
-/// `HH:MM:SS<sep>mmm`; hours grow past two digits if needed.
-pub fn clock(ms: u64, sep: char) -> String {
-    let (h, rem) = (ms / 3_600_000, ms % 3_600_000);
-    let (m, rem) = (rem / 60_000, rem % 60_000);
-    let (s, ms) = (rem / 1000, rem % 1000);
-    format!("{h:02}:{m:02}:{s:02}{sep}{ms:03}")
-}
-
-/// Each line trimmed, blank lines removed.
-fn cue_text(text: &str) -> String {
-    text.lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Escapes `&`, `<` and `>`.
-fn escape_vtt(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            _ => out.push(c),
+        w.finish()
+    });
+    match written {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        // Writing to a Vec cannot fail.
+        Err(e) => {
+            tracing::error!("rendering subtitles in memory failed: {e}");
+            String::new()
         }
     }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::http::backend::Segment;
+    use crate::transcribe::format::clock;
 
     fn seg(id: u32, start: f64, end: f64, text: &str) -> Segment {
         Segment {

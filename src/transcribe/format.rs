@@ -281,7 +281,7 @@ impl<W: Write> SegmentWriter<W> {
 }
 
 /// Seconds to whole milliseconds, rounded; negative or non-finite values become 0.
-fn millis(seconds: f64) -> u64 {
+pub fn millis(seconds: f64) -> u64 {
     if seconds.is_finite() && seconds > 0.0 {
         // `as` saturates for values beyond u64::MAX, which is what we want.
         (seconds * 1000.0).round() as u64
@@ -291,7 +291,7 @@ fn millis(seconds: f64) -> u64 {
 }
 
 /// `HH:MM:SS<sep>mmm`; hours grow past two digits if needed.
-fn clock(ms: u64, sep: char) -> String {
+pub fn clock(ms: u64, sep: char) -> String {
     let (h, rem) = (ms / 3_600_000, ms % 3_600_000);
     let (m, rem) = (rem / 60_000, rem % 60_000);
     let (s, ms) = (rem / 1000, rem % 1000);
