@@ -70,6 +70,39 @@ impl Env {
         cmd
     }
 
+    /// `serena serve --events json ARGS` as a child, its standard error to `stderr`; its
+    /// standard output lines arrive on the receiver (read by a thread of their own).
+    pub fn spawn_serve(
+        &self,
+        args: &[&str],
+        stderr: std::process::Stdio,
+    ) -> (std::process::Child, std::sync::mpsc::Receiver<String>) {
+        use std::io::BufRead;
+        let mut child = self
+            .serena_std()
+            .arg("serve")
+            .args(["--events", "json"])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn serena serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, events) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        (child, events)
+    }
+
     /// The data directory `serena` uses in this environment.
     pub fn data(&self) -> PathBuf {
         self.path().join("data")

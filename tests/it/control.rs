@@ -22,25 +22,7 @@ struct Serve {
 
 impl Serve {
     fn start(env: &Env, extra: &[&str]) -> Serve {
-        let mut child = env
-            .serena_std()
-            .arg("serve")
-            .args(["--events", "json"])
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("spawn serena serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let (child, events) = env.spawn_serve(extra, Stdio::inherit());
         let mut serve = Serve {
             child: Some(child),
             events,

@@ -46,25 +46,8 @@ impl Serve {
     fn start(env: &Env, args: &[&str]) -> Serve {
         let log = env.path().join("serve.log");
         let stderr = std::fs::File::create(&log).expect("serve log");
-        let mut child = env
-            .serena_std()
-            .arg("serve")
-            .args(["--events", "json", "--no-speak"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("spawn serena serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, events) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
+        let args: Vec<&str> = ["--no-speak"].iter().chain(args).copied().collect();
+        let (child, events) = env.spawn_serve(&args, Stdio::from(stderr));
         let mut serve = Serve {
             child: Some(child),
             events,
