@@ -168,7 +168,14 @@ pub fn answer_in(
 ) -> Result<Answer, AnswerError> {
     let mut timings = BTreeMap::new();
     let t = Instant::now();
-    let router = Router::for_user()?;
+    let own_router;
+    let router = match opts.engines {
+        Some(engines) => engines.router()?,
+        None => {
+            own_router = Router::for_user()?;
+            &own_router
+        }
+    };
     let routed = router.route(text);
     timings.insert("route_us".into(), t.elapsed().as_micros() as u64);
     let power = crate::power::now::resolve(opts.config, store, crate::store::to_unix_ms(opts.now));
@@ -256,6 +263,7 @@ pub fn answer_in(
 /// pipeline); `serena ask` makes them for one question. Each loads on first use.
 #[derive(Debug, Default)]
 pub struct Engines {
+    router: OnceLock<Router>,
     llm: Mutex<Option<(Arc<LlmWorker>, u32)>>,
     toolbox: OnceLock<Option<Arc<Toolbox>>>,
     online: OnceLock<Option<Arc<OnlineModel>>>,
@@ -303,6 +311,19 @@ impl Engines {
     pub fn unload_llm(&self) -> bool {
         let mut slot = self.llm.lock().unwrap_or_else(|p| p.into_inner());
         slot.take().is_some()
+    }
+
+    /// The intent router, compiled on first use (it takes milliseconds; routing takes
+    /// microseconds).
+    ///
+    /// # Errors
+    /// [`crate::router::RouterError`] when the user's sentence files do not load.
+    pub fn router(&self) -> Result<&Router, crate::router::RouterError> {
+        if let Some(r) = self.router.get() {
+            return Ok(r);
+        }
+        let router = Router::for_user()?;
+        Ok(self.router.get_or_init(|| router))
     }
 
     /// The online model, when `[online] url` is set. Made on first use, it takes up the

@@ -10,7 +10,7 @@
 use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
 
@@ -44,7 +44,6 @@ const OPENAI_VOICES: &[&str] = &[
 pub struct Gateway {
     service: Arc<Service>,
     whisper: Mutex<Option<(String, Arc<WhisperEngine>)>>,
-    router: OnceLock<Option<Router>>,
     transcriptions: AtomicU64,
     syntheses: AtomicU64,
     answers: AtomicU64,
@@ -62,7 +61,6 @@ impl Gateway {
         Gateway {
             service,
             whisper: Mutex::new(None),
-            router: OnceLock::new(),
             transcriptions: AtomicU64::new(0),
             syntheses: AtomicU64::new(0),
             answers: AtomicU64::new(0),
@@ -149,15 +147,11 @@ impl Gateway {
     }
 
     fn router(&self) -> Option<&Router> {
-        self.router
-            .get_or_init(|| match Router::for_user() {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    tracing::warn!(error = %e, "the intent router failed to load");
-                    None
-                }
-            })
-            .as_ref()
+        self.service
+            .engines()
+            .router()
+            .map_err(|e| tracing::warn!(error = %e, "the intent router failed to load"))
+            .ok()
     }
 }
 
