@@ -344,7 +344,7 @@ async fn connection<H: WyomingHandler>(
     handler: Arc<H>,
     opts: Arc<ServerOptions>,
     mut stop: watch::Receiver<bool>,
-    _slot: OwnedSemaphorePermit,
+    slot: OwnedSemaphorePermit,
 ) {
     debug!(%peer, "wyoming connection opened");
     // Small events (pong, transcript) should not wait for Nagle.
@@ -362,6 +362,7 @@ async fn connection<H: WyomingHandler>(
         handler,
         &opts,
         stopped,
+        Some(slot),
     )
     .await;
     debug!(%peer, "wyoming connection closed");
@@ -419,12 +420,17 @@ enum Ending {
 /// Serves one connection on any byte stream (TCP, Unix socket, stdio, in-memory) until
 /// the peer closes, an error closes it, or `shutdown` completes (between events: a
 /// request in progress is finished first).
+///
+/// `slot` (the connection's place under [`ServerOptions::max_connections`]) is given back
+/// before the peer sees the close, so a peer that has seen its connection end can count on
+/// the slot being free; lingering after an error does not hold it.
 pub async fn serve_connection<R, W, H, F>(
     mut reader: R,
     writer: W,
     handler: Arc<H>,
     opts: &ServerOptions,
     shutdown: F,
+    slot: Option<OwnedSemaphorePermit>,
 ) where
     R: AsyncBufRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -484,6 +490,7 @@ pub async fn serve_connection<R, W, H, F>(
             }
         }
     };
+    drop(slot);
     match ending {
         Ending::Dead => {}
         Ending::Normal => {
