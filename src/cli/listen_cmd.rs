@@ -12,7 +12,10 @@ use serena::control;
 use serena::error::ExitCode;
 use serena::models::{self, ModelKind};
 use serena::pipeline::endpoint::EndpointConfig;
-use serena::pipeline::listen::{self, Answered, Event, FRAME};
+use serena::pipeline::listen::{
+    self, Answered, BargeIn, Brain, Event, Input, ListenOptions, Stats, FRAME,
+};
+use serena::pipeline::speaker::{DeviceSpeaker, FileSpeaker, Speaker};
 use serena::store::InputMode;
 use serena::stt::{DecodeOptions, WhisperEngine};
 
@@ -53,6 +56,12 @@ pub struct ListenArgs {
     /// The longest utterance, in seconds.
     #[arg(long, default_value_t = 15)]
     max_utterance_s: u64,
+    /// Seconds after a reply in which a follow-up needs no wake word (0: off).
+    #[arg(long, default_value_t = 5.0)]
+    follow_up_s: f64,
+    /// What may interrupt a reply while it plays.
+    #[arg(long, value_enum, default_value_t = BargeIn::Speech)]
+    barge_in: BargeIn,
 }
 
 pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
@@ -91,11 +100,11 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
                 std::thread::sleep(wait);
             }
         }
-        f.to_vec()
+        Input::Frame(f.to_vec())
     });
 
     let mut handle = control::open(context(ctx))?;
-    let mut answer = |text: &str| -> Result<Answered, String> {
+    let mut answer = move |text: &str| -> Result<Answered, String> {
         let a = handle
             .ask(text, InputMode::Voice)
             .map_err(|e| e.to_string())?;
@@ -109,30 +118,21 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or_default(),
         })
     };
-    let mut spoken: Vec<f32> = Vec::new();
-    let mut spoken_rate = 0u32;
-    let output = args.output_file.clone();
-    let config = ctx.config.clone();
-    let data_dir = ctx.data_dir.clone();
-    let mut speak = |text: &str| -> Result<(), String> {
-        match &output {
-            Some(path) => {
-                let tts = serena::tts::from_config(&config.tts).map_err(|e| e.to_string())?;
-                let speech = tts.synthesize(text).map_err(|e| e.to_string())?;
-                if spoken_rate != 0 && spoken_rate != speech.sample_rate {
-                    return Err("the synthesizer changed its sample rate".into());
-                }
-                spoken_rate = speech.sample_rate;
-                spoken.extend(&speech.samples);
-                // Half a second between replies.
-                spoken.extend(std::iter::repeat_n(0.0, speech.sample_rate as usize / 2));
-                serena::audio::playback::write_wav(path, &spoken, spoken_rate)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))
-            }
-            None => serena::answer::speak(text, &config, None, &data_dir)
-                .map(|_| ())
-                .map_err(|e| e.to_string()),
-        }
+    let synth = match serena::tts::from_config(&ctx.config.tts) {
+        Ok(s) => Some(s),
+        Err(serena::tts::TtsError::Disabled) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mut speaker: Box<dyn Speaker> = match &args.output_file {
+        Some(path) => Box::new(FileSpeaker::new(path, FILE_RATE)),
+        None => Box::new(DeviceSpeaker::open(&ctx.config.audio.output_device)?),
+    };
+    let opts = ListenOptions {
+        endpoint,
+        follow_up_s: args.follow_up_s,
+        barge_in: args.barge_in,
+        lockstep: fast,
+        ..ListenOptions::default()
     };
     let format = args.events;
     let mut emit = |event: &Event| {
@@ -150,29 +150,59 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{line}").and_then(|()| out.flush());
     };
+    let stats = Stats::default();
     listen::run(
         frames,
-        &engine,
-        &decode_opts,
-        endpoint,
-        &mut answer,
-        &mut speak,
+        Brain {
+            engine: &engine,
+            decode: &decode_opts,
+            answer: &mut answer,
+            synth: synth.as_deref(),
+        },
+        None,
+        speaker.as_mut(),
+        &opts,
+        &stats,
         &mut emit,
     );
     Ok(ExitCode::Ok)
 }
 
+/// Rate of the WAV written by `--output-file`: espeak-ng's own, so its speech is not
+/// resampled.
+const FILE_RATE: u32 = 22_050;
+
 fn text_of(event: &Event) -> String {
     match event {
-        Event::Listening => "listening".into(),
+        Event::Listening { wake_words } if wake_words.is_empty() => {
+            "listening (every utterance is answered)".into()
+        }
+        Event::Listening { wake_words } => format!("listening for {}", wake_words.join(", ")),
         Event::SpeechStart { at_s } => format!("speech starts at {at_s:.2} s"),
         Event::SpeechEnd { at_s, reason, .. } => format!("speech ends at {at_s:.2} s ({reason:?})"),
+        Event::Wake { name, score, at_s } => {
+            format!("wake word {name} ({score:.2}) at {at_s:.2} s")
+        }
+        Event::Window { kind, until_s } => format!("{kind} window until {until_s:.2} s"),
         Event::Transcript {
             text, latency_ms, ..
         } => format!("heard {text:?} ({latency_ms} ms)"),
         Event::Reply { text, source, .. } => format!("reply ({source}): {text}"),
-        Event::SpeakingStart => "speaking".into(),
-        Event::SpeakingEnd { .. } => "done speaking".into(),
+        Event::SpeakingStart { first_audio_ms, .. } => {
+            format!("speaking ({first_audio_ms} ms after the end of speech)")
+        }
+        Event::SpeakingEnd { interrupted, .. } => if *interrupted {
+            "speaking stopped"
+        } else {
+            "done speaking"
+        }
+        .into(),
+        Event::BargeIn { by, .. } => format!("barge-in by {by}"),
+        Event::Stopped { text } => format!("stop word {text:?}"),
+        Event::Dropped { total } => format!("utterance dropped: still busy ({total} so far)"),
+        Event::Overrun { samples } => format!("capture overrun: {samples} samples lost"),
+        Event::DeviceLost { message } => format!("input device lost: {message}"),
+        Event::DeviceRestored => "input device back".into(),
         Event::Error { message } => format!("error: {message}"),
     }
 }

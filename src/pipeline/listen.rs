@@ -1,26 +1,151 @@
-//! `serena listen` without a wake word, over any source of 16 kHz mono frames: VAD → end of
-//! speech → whisper (window sized to the command) → answer → speech, with one event per
-//! step. The answer and the speech are callbacks, so the same loop serves a file played
-//! as if it were the microphone, and later the live capture.
+//! `serena listen`: the always-on loop over any source of 16 kHz mono frames (a live
+//! microphone, or a file played as if it were one).
+//!
+//! Two stages joined by bounded channels, in scoped threads:
+//!
+//! ```text
+//! frames ─▶ front: VAD → endpointer → wake word → barge-in → speaker clock
+//!              │  utterances: sync_channel(1)        ▲ brain events: sync_channel(16)
+//!              ▼  (drops, counted, when busy;         │ (blocks: the brain waits for
+//!            brain: whisper → answer → sentences → synthesis   the front, nothing lost)
+//! ```
+//!
+//! - The front never waits for the engines (unless `lockstep`), so barge-in and the wake
+//!   word are heard while a reply is being worked out or spoken. An utterance that arrives
+//!   while the brain is still busy is dropped and counted (`dropped` event).
+//! - With `lockstep` (files played `--fast`), the front waits for each answer before the
+//!   next frame: the input's clock stands still while the engines work, so runs are
+//!   deterministic. The speaker always plays on the input's clock (see [`super::speaker`]).
+//! - Wake words: an utterance is answered when a wake word was heard in it (or just after
+//!   it: detectors lag), or when it starts inside the command window after a wake word or
+//!   the follow-up window after a reply. The wake phrase is cut from the transcript; an
+//!   utterance that was only the wake word opens the command window.
+//! - Barge-in: speech (or a wake word) while a reply plays stops it at once and cancels the
+//!   rest of that reply's synthesis. A transcript that is only a stop word ("stop",
+//!   "cancel") gets no answer.
+//!
+//! All positions in events are seconds of input; latencies are wall-clock milliseconds.
 
-use std::time::Instant;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::endpoint::{EndpointConfig, EndpointEvent, Endpointer, EnergyVad};
+use super::endpoint::{EndReason, EndpointConfig, EndpointEvent, Endpointer, EnergyVad, RATE};
+use super::speaker::Speaker;
 use crate::stt::command::transcribe_command;
 use crate::stt::{DecodeOptions, WhisperEngine};
+use crate::tts::{Speech, Synthesizer};
 
 /// Samples per frame handed to the VAD (30 ms).
 pub const FRAME: usize = 480;
+
+/// How long after an utterance a late wake-word detection still counts for it.
+const WAKE_LAG: f64 = 1.5;
+
+/// What the front reads: audio, or news from the capture.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// 16 kHz mono samples (any length; [`FRAME`] is usual).
+    Frame(Vec<f32>),
+    /// The capture dropped this many samples since the last report (a stalled consumer).
+    Overrun(u64),
+    /// The device failed; the source is trying to get it back.
+    DeviceLost(String),
+    /// The device works again.
+    DeviceRestored,
+}
+
+/// A wake word heard in the audio.
+#[derive(Clone, Debug)]
+pub struct WakeHit {
+    /// The word's name.
+    pub name: String,
+    /// What it says (cut from the transcript), e.g. "hey serena".
+    pub phrase: String,
+    /// The detector's score.
+    pub score: f32,
+}
+
+/// A wake-word detector fed the same frames as the VAD.
+pub trait WakeDetector {
+    /// The names of the words it listens for.
+    fn names(&self) -> Vec<String>;
+    /// Push one frame; a detection if a wake word ends in it.
+    fn push(&mut self, frame: &[f32]) -> Option<WakeHit>;
+    /// Forget what was heard (after a detection, or when playback starts).
+    fn reset(&mut self);
+}
+
+/// What answering produced, as the loop needs it.
+#[derive(Clone, Debug)]
+pub struct Answered {
+    /// The intent, if any.
+    pub intent: Option<String>,
+    /// Its slots.
+    pub slots: serde_json::Value,
+    /// The reply text.
+    pub reply: String,
+    /// Who answered.
+    pub source: String,
+}
+
+/// When speech may interrupt a reply.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum BargeIn {
+    /// Any speech stops the reply (use headphones or echo cancellation).
+    #[default]
+    Speech,
+    /// Only a wake word stops it.
+    Wake,
+    /// Replies always play to the end.
+    Off,
+}
+
+/// Tunables of the loop.
+#[derive(Clone, Debug)]
+pub struct ListenOptions {
+    /// End of speech.
+    pub endpoint: EndpointConfig,
+    /// Seconds after a wake word in which a command is taken.
+    pub command_window_s: f64,
+    /// Seconds after a reply in which a follow-up needs no wake word (0: off).
+    pub follow_up_s: f64,
+    /// What interrupts a reply.
+    pub barge_in: BargeIn,
+    /// Wait for each answer before the next frame (files played as fast as possible).
+    pub lockstep: bool,
+    /// Words that stop speaking and get no answer.
+    pub stop_words: Vec<String>,
+}
+
+impl Default for ListenOptions {
+    fn default() -> Self {
+        ListenOptions {
+            endpoint: EndpointConfig::default(),
+            command_window_s: 5.0,
+            follow_up_s: 5.0,
+            barge_in: BargeIn::Speech,
+            lockstep: false,
+            stop_words: ["stop", "cancel", "never mind", "be quiet", "shut up"]
+                .map(String::from)
+                .to_vec(),
+        }
+    }
+}
 
 /// One event of the pipeline, as `--events json` prints it.
 #[derive(Clone, Debug, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
     /// Listening has begun.
-    Listening,
-    /// Speech began (seconds into the input).
+    Listening {
+        /// Whether a wake word is needed.
+        wake_words: Vec<String>,
+    },
+    /// Speech began.
     SpeechStart {
         /// Position in the input.
         at_s: f64,
@@ -30,13 +155,29 @@ pub enum Event {
         /// Position in the input.
         at_s: f64,
         /// Why: silence, max_length or end_of_input.
-        reason: super::endpoint::EndReason,
+        reason: EndReason,
         /// Length of the utterance's audio.
         audio_s: f64,
     },
+    /// A wake word was heard.
+    Wake {
+        /// Which.
+        name: String,
+        /// The detector's score.
+        score: f32,
+        /// Position in the input where it was detected.
+        at_s: f64,
+    },
+    /// A command window opened (after a wake word alone, or a reply).
+    Window {
+        /// `command` or `follow_up`.
+        kind: &'static str,
+        /// Until this position in the input.
+        until_s: f64,
+    },
     /// The final transcript.
     Transcript {
-        /// What was heard.
+        /// What was heard (the wake phrase cut off).
         text: String,
         /// Milliseconds in the recogniser.
         latency_ms: u64,
@@ -56,13 +197,52 @@ pub enum Event {
         /// Milliseconds to answer.
         latency_ms: u64,
     },
-    /// Speaking began.
-    SpeakingStart,
-    /// Speaking ended.
-    SpeakingEnd {
-        /// Milliseconds to synthesize and play (or write).
-        latency_ms: u64,
+    /// The first sentence of a reply went to the speaker.
+    SpeakingStart {
+        /// Position in the input.
+        at_s: f64,
+        /// Wall-clock milliseconds from the end of speech to the first reply audio queued.
+        first_audio_ms: u64,
+        /// Milliseconds in the synthesizer for the first sentence.
+        synth_ms: u64,
     },
+    /// The speaker fell silent.
+    SpeakingEnd {
+        /// Position in the input.
+        at_s: f64,
+        /// Whether it was stopped before the end.
+        interrupted: bool,
+    },
+    /// Speech or a wake word stopped a reply.
+    BargeIn {
+        /// Position in the input.
+        at_s: f64,
+        /// `speech`, `wake` or `stop_word` (a stop word stops a reply even with barge-in
+        /// off).
+        by: &'static str,
+    },
+    /// A stop word: nothing is answered.
+    Stopped {
+        /// The word.
+        text: String,
+    },
+    /// An utterance was dropped because the recogniser was still busy.
+    Dropped {
+        /// Utterances dropped so far.
+        total: u64,
+    },
+    /// The capture dropped samples (the pipeline fell behind).
+    Overrun {
+        /// Samples dropped since the last report.
+        samples: u64,
+    },
+    /// The input device failed; the pipeline waits for it.
+    DeviceLost {
+        /// Why.
+        message: String,
+    },
+    /// The input device is back.
+    DeviceRestored,
     /// Something failed; the pipeline goes on with the next utterance.
     Error {
         /// What failed.
@@ -70,110 +250,605 @@ pub enum Event {
     },
 }
 
-/// What answering produced, as the loop needs it.
-#[derive(Clone, Debug)]
-pub struct Answered {
-    /// The intent, if any.
-    pub intent: Option<String>,
-    /// Its slots.
-    pub slots: serde_json::Value,
-    /// The reply text.
-    pub reply: String,
-    /// Who answered.
-    pub source: String,
+/// Counters of a run.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Utterances dropped at the front → brain edge.
+    pub dropped_utterances: AtomicU64,
+    /// Samples the capture dropped (as reported by the source).
+    pub overrun_samples: AtomicU64,
+    /// Utterances answered.
+    pub answered: AtomicU64,
 }
 
-/// Run the pipeline over `frames` until they end. `answer` answers a transcript; `speak`
-/// speaks a reply; `emit` receives every event (with the time since start added by the
-/// caller if it wants). Errors of one utterance become [`Event::Error`] and the loop goes on.
+/// The engines the brain uses.
+pub struct Brain<'a> {
+    /// Whisper.
+    pub engine: &'a WhisperEngine,
+    /// Decoding settings for commands.
+    pub decode: &'a DecodeOptions,
+    /// Answers a transcript.
+    pub answer: &'a mut (dyn FnMut(&str) -> Result<Answered, String> + Send),
+    /// The synthesizer; `None`: replies are not spoken.
+    pub synth: Option<&'a dyn Synthesizer>,
+}
+
+struct Utterance {
+    id: u64,
+    audio: Vec<f32>,
+    /// The wake phrase to cut from the transcript.
+    wake_phrase: Option<String>,
+    ended_at: Instant,
+}
+
+enum FromBrain {
+    Event(Event),
+    Speech {
+        id: u64,
+        speech: Speech,
+        first: bool,
+        synth_ms: u64,
+        since_end_ms: u64,
+    },
+    /// The utterance was only the wake word: open the command window.
+    WakeOnly,
+    /// A stop word.
+    Stop,
+    Done {
+        id: u64,
+    },
+}
+
+/// Run the pipeline over `input` until it ends. Every event goes to `emit` (in order, from
+/// this thread). Errors of one utterance become [`Event::Error`] and the loop goes on.
 pub fn run(
-    frames: impl Iterator<Item = Vec<f32>>,
-    engine: &WhisperEngine,
-    decode: &DecodeOptions,
-    endpoint: EndpointConfig,
-    answer: &mut dyn FnMut(&str) -> Result<Answered, String>,
-    speak: &mut dyn FnMut(&str) -> Result<(), String>,
+    input: impl Iterator<Item = Input>,
+    brain: Brain<'_>,
+    mut wake: Option<&mut dyn WakeDetector>,
+    speaker: &mut dyn Speaker,
+    opts: &ListenOptions,
+    stats: &Stats,
     emit: &mut dyn FnMut(&Event),
 ) {
-    let mut vad = EnergyVad::default();
-    let mut ep = Endpointer::new(endpoint);
-    emit(&Event::Listening);
-    let mut handle = |event: EndpointEvent, emit: &mut dyn FnMut(&Event)| match event {
-        EndpointEvent::SpeechStart { at_s } => emit(&Event::SpeechStart { at_s }),
-        EndpointEvent::SpeechEnd {
-            at_s,
-            reason,
-            audio,
-        } => {
-            emit(&Event::SpeechEnd {
-                at_s,
-                reason,
-                audio_s: audio.len() as f64 / 16_000.0,
+    let (utt_tx, utt_rx) = mpsc::sync_channel::<Utterance>(1);
+    let (ev_tx, ev_rx) = mpsc::sync_channel::<FromBrain>(16);
+    // The id of the newest reply the front cancelled: the brain skips synthesis for it.
+    let cancelled = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        let cancelled_ref = &cancelled;
+        let brain_thread = std::thread::Builder::new()
+            .name("serena-brain".into())
+            .spawn_scoped(scope, move || {
+                brain_loop(brain, utt_rx, ev_tx, cancelled_ref, &opts.stop_words)
             });
-            utterance(&audio, engine, decode, answer, speak, emit);
+        if let Err(e) = brain_thread {
+            emit(&Event::Error {
+                message: format!("cannot start the recogniser thread: {e}"),
+            });
+            return;
         }
-    };
-    for frame in frames {
-        let speech = vad.is_speech(&frame);
-        for event in ep.push(&frame, speech) {
-            handle(event, emit);
+        let mut front = Front {
+            opts,
+            stats,
+            ep: Endpointer::new(opts.endpoint.clone()),
+            vad: EnergyVad::default(),
+            position: 0,
+            speech_start: None,
+            last_wake: None,
+            window_until: None,
+            pending: None,
+            next_id: 0,
+            speaking: None,
+            cancelled: &cancelled,
+            utt_tx: Some(utt_tx),
+            ev_rx,
+            in_flight: 0,
+            needs_wake: wake.is_some(),
+        };
+        emit(&Event::Listening {
+            wake_words: wake.as_ref().map(|w| w.names()).unwrap_or_default(),
+        });
+        for item in input {
+            match item {
+                Input::Frame(frame) => {
+                    front.frame(&frame, wake.as_deref_mut(), speaker, emit);
+                }
+                Input::Overrun(samples) => {
+                    stats.overrun_samples.fetch_add(samples, Ordering::Relaxed);
+                    emit(&Event::Overrun { samples });
+                }
+                Input::DeviceLost(message) => emit(&Event::DeviceLost { message }),
+                Input::DeviceRestored => emit(&Event::DeviceRestored),
+            }
+        }
+        // The input ended: the utterance in progress is finished and answered.
+        if let Some(event) = front.ep.finish_input() {
+            front.endpoint_event(event, speaker, emit);
+        }
+        front.dispatch_pending_now(emit);
+        front.utt_tx = None; // the brain ends once it has answered what it has
+        front.drain(speaker, emit, true);
+        front.speaker_tick(0, speaker, emit);
+        // Let the last reply play out (or be written).
+        let was_playing = speaker.playing();
+        if let Err(message) = speaker.finish() {
+            emit(&Event::Error { message });
+        }
+        if was_playing {
+            emit(&Event::SpeakingEnd {
+                at_s: front.now_s(),
+                interrupted: false,
+            });
+        }
+    });
+}
+
+/// The front stage's state.
+struct Front<'a> {
+    opts: &'a ListenOptions,
+    stats: &'a Stats,
+    ep: Endpointer,
+    vad: EnergyVad,
+    /// Samples heard so far.
+    position: u64,
+    /// Where the current utterance started (samples).
+    speech_start: Option<u64>,
+    /// The last wake word heard: position and phrase.
+    last_wake: Option<(u64, String)>,
+    /// Utterances starting before this position need no wake word.
+    window_until: Option<u64>,
+    /// An utterance that ended without a wake word, kept a moment for a late detection.
+    pending: Option<(u64, u64, Vec<f32>, Instant)>,
+    next_id: u64,
+    /// The reply being spoken: its utterance id, and whether all its sentences are queued.
+    speaking: Option<(u64, bool)>,
+    cancelled: &'a AtomicU64,
+    utt_tx: Option<SyncSender<Utterance>>,
+    ev_rx: Receiver<FromBrain>,
+    /// Utterances sent to the brain and not yet done.
+    in_flight: u32,
+    /// Whether utterances need a wake word (or a window).
+    needs_wake: bool,
+}
+
+impl Front<'_> {
+    fn now_s(&self) -> f64 {
+        self.position as f64 / f64::from(RATE)
+    }
+
+    fn samples(seconds: f64) -> u64 {
+        (seconds.max(0.0) * f64::from(RATE)) as u64
+    }
+
+    fn frame(
+        &mut self,
+        frame: &[f32],
+        wake: Option<&mut (dyn WakeDetector + '_)>,
+        speaker: &mut dyn Speaker,
+        emit: &mut dyn FnMut(&Event),
+    ) {
+        self.position += frame.len() as u64;
+        self.drain(speaker, emit, false);
+        self.speaker_tick(frame.len(), speaker, emit);
+
+        if let Some(detector) = wake {
+            if let Some(hit) = detector.push(frame) {
+                detector.reset();
+                emit(&Event::Wake {
+                    name: hit.name.clone(),
+                    score: hit.score,
+                    at_s: self.now_s(),
+                });
+                if self.opts.barge_in != BargeIn::Off {
+                    self.barge_in("wake", speaker, emit);
+                }
+                self.last_wake = Some((self.position, hit.phrase.clone()));
+                self.open_window("command", self.opts.command_window_s, emit);
+                // A command already said, waiting for this detection.
+                if let Some((start, end, audio, ended_at)) = self.pending.take() {
+                    if self.position <= end + Self::samples(WAKE_LAG) {
+                        let _ = start;
+                        self.dispatch(audio, Some(hit.phrase), ended_at, emit);
+                    }
+                }
+            }
+        }
+        // A held utterance whose late wake word never came is dropped.
+        if let Some((_, end, _, _)) = &self.pending {
+            if self.position > end + Self::samples(WAKE_LAG) {
+                self.pending = None;
+            }
+        }
+
+        let speech = self.vad.is_speech(frame);
+        for event in self.ep.push(frame, speech) {
+            self.endpoint_event(event, speaker, emit);
         }
     }
-    if let Some(event) = ep.finish_input() {
-        handle(event, emit);
+
+    fn endpoint_event(
+        &mut self,
+        event: EndpointEvent,
+        speaker: &mut dyn Speaker,
+        emit: &mut dyn FnMut(&Event),
+    ) {
+        match event {
+            EndpointEvent::SpeechStart { at_s } => {
+                self.speech_start = Some(Self::samples(at_s));
+                emit(&Event::SpeechStart { at_s });
+                if self.opts.barge_in == BargeIn::Speech {
+                    self.barge_in("speech", speaker, emit);
+                }
+            }
+            EndpointEvent::SpeechEnd {
+                at_s,
+                reason,
+                audio,
+            } => {
+                emit(&Event::SpeechEnd {
+                    at_s,
+                    reason,
+                    audio_s: audio.len() as f64 / f64::from(RATE),
+                });
+                let ended_at = Instant::now();
+                let end = Self::samples(at_s);
+                let start = self
+                    .speech_start
+                    .take()
+                    .unwrap_or_else(|| end.saturating_sub(audio.len() as u64));
+                if !self.needs_wake {
+                    self.dispatch(audio, None, ended_at, emit);
+                    return;
+                }
+                let wake_inside = self
+                    .last_wake
+                    .as_ref()
+                    .filter(|(at, _)| *at >= start && *at <= end + Self::samples(0.1))
+                    .map(|(_, phrase)| phrase.clone());
+                let in_window = self.window_until.is_some_and(|until| start <= until);
+                if wake_inside.is_some() || in_window {
+                    self.window_until = None;
+                    self.dispatch(audio, wake_inside, ended_at, emit);
+                } else {
+                    self.pending = Some((start, end, audio, ended_at));
+                }
+            }
+        }
+    }
+
+    fn open_window(&mut self, kind: &'static str, seconds: f64, emit: &mut dyn FnMut(&Event)) {
+        if seconds <= 0.0 || !self.needs_wake {
+            return;
+        }
+        let until = self.position + Self::samples(seconds);
+        self.window_until = Some(until);
+        emit(&Event::Window {
+            kind,
+            until_s: until as f64 / f64::from(RATE),
+        });
+    }
+
+    /// A held utterance at the end of the input: a wake word can no longer come.
+    fn dispatch_pending_now(&mut self, _emit: &mut dyn FnMut(&Event)) {
+        self.pending = None;
+    }
+
+    fn dispatch(
+        &mut self,
+        audio: Vec<f32>,
+        wake_phrase: Option<String>,
+        ended_at: Instant,
+        emit: &mut dyn FnMut(&Event),
+    ) {
+        let Some(tx) = &self.utt_tx else { return };
+        self.next_id += 1;
+        let utt = Utterance {
+            id: self.next_id,
+            audio,
+            wake_phrase,
+            ended_at,
+        };
+        if self.opts.lockstep {
+            if tx.send(utt).is_ok() {
+                self.in_flight += 1;
+            }
+            return;
+        }
+        match tx.try_send(utt) {
+            Ok(()) => self.in_flight += 1,
+            Err(TrySendError::Full(_)) => {
+                let total = self
+                    .stats
+                    .dropped_utterances
+                    .fetch_add(1, Ordering::Relaxed)
+                    + 1;
+                emit(&Event::Dropped { total });
+            }
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    fn barge_in(
+        &mut self,
+        by: &'static str,
+        speaker: &mut dyn Speaker,
+        emit: &mut dyn FnMut(&Event),
+    ) {
+        let Some((id, _)) = self.speaking else { return };
+        self.cancelled.store(id, Ordering::Relaxed);
+        if speaker.stop() {
+            emit(&Event::BargeIn {
+                at_s: self.now_s(),
+                by,
+            });
+            emit(&Event::SpeakingEnd {
+                at_s: self.now_s(),
+                interrupted: true,
+            });
+        }
+        self.speaking = None;
+    }
+
+    /// Time went on: notice when a reply finished playing.
+    fn speaker_tick(
+        &mut self,
+        samples: usize,
+        speaker: &mut dyn Speaker,
+        emit: &mut dyn FnMut(&Event),
+    ) {
+        speaker.tick(samples);
+        if self.speaking.is_some_and(|(_, complete)| complete) && !speaker.playing() {
+            self.speaking = None;
+            emit(&Event::SpeakingEnd {
+                at_s: self.now_s(),
+                interrupted: false,
+            });
+            self.open_window("follow_up", self.opts.follow_up_s, emit);
+        }
+    }
+
+    /// Take what the brain has sent. `wait`: until it has finished everything sent to it;
+    /// also when in lockstep and something is in flight.
+    fn drain(&mut self, speaker: &mut dyn Speaker, emit: &mut dyn FnMut(&Event), wait: bool) {
+        loop {
+            let blocking = self.in_flight > 0 && (wait || self.opts.lockstep);
+            let msg = if blocking {
+                match self.ev_rx.recv_timeout(Duration::from_secs(3600)) {
+                    Ok(m) => m,
+                    Err(RecvTimeoutError::Timeout) => continue,
+                    Err(RecvTimeoutError::Disconnected) => return,
+                }
+            } else {
+                match self.ev_rx.try_recv() {
+                    Ok(m) => m,
+                    Err(_) => return,
+                }
+            };
+            self.on_brain(msg, speaker, emit);
+        }
+    }
+
+    fn on_brain(
+        &mut self,
+        msg: FromBrain,
+        speaker: &mut dyn Speaker,
+        emit: &mut dyn FnMut(&Event),
+    ) {
+        match msg {
+            FromBrain::Event(e) => emit(&e),
+            FromBrain::Speech {
+                id,
+                speech,
+                first,
+                synth_ms,
+                since_end_ms,
+            } => {
+                if self.cancelled.load(Ordering::Relaxed) == id {
+                    return;
+                }
+                if let Err(message) = speaker.queue(speech) {
+                    emit(&Event::Error { message });
+                    return;
+                }
+                if first {
+                    self.speaking = Some((id, false));
+                    emit(&Event::SpeakingStart {
+                        at_s: self.now_s(),
+                        first_audio_ms: since_end_ms,
+                        synth_ms,
+                    });
+                }
+            }
+            FromBrain::WakeOnly => self.open_window("command", self.opts.command_window_s, emit),
+            FromBrain::Stop => {
+                self.barge_in("stop_word", speaker, emit);
+            }
+            FromBrain::Done { id } => {
+                self.in_flight = self.in_flight.saturating_sub(1);
+                if let Some((speaking, complete)) = &mut self.speaking {
+                    *complete |= *speaking == id;
+                }
+                self.stats.answered.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+fn brain_loop(
+    mut brain: Brain<'_>,
+    rx: Receiver<Utterance>,
+    tx: SyncSender<FromBrain>,
+    cancelled: &AtomicU64,
+    stop_words: &[String],
+) {
+    while let Ok(utt) = rx.recv() {
+        let id = utt.id;
+        utterance(&mut brain, utt, &tx, cancelled, stop_words);
+        if tx.send(FromBrain::Done { id }).is_err() {
+            return;
+        }
     }
 }
 
 fn utterance(
-    audio: &[f32],
-    engine: &WhisperEngine,
-    decode: &DecodeOptions,
-    answer: &mut dyn FnMut(&str) -> Result<Answered, String>,
-    speak: &mut dyn FnMut(&str) -> Result<(), String>,
-    emit: &mut dyn FnMut(&Event),
+    brain: &mut Brain<'_>,
+    utt: Utterance,
+    tx: &SyncSender<FromBrain>,
+    cancelled: &AtomicU64,
+    stop_words: &[String],
 ) {
+    let send = |e: Event| {
+        let _ = tx.send(FromBrain::Event(e));
+    };
     let t = Instant::now();
-    let heard = match transcribe_command(engine, audio, decode) {
+    let heard = match transcribe_command(brain.engine, &utt.audio, brain.decode) {
         Ok(h) => h,
         Err(e) => {
-            emit(&Event::Error {
+            send(Event::Error {
                 message: e.to_string(),
             });
             return;
         }
     };
-    emit(&Event::Transcript {
-        text: heard.text.clone(),
+    let text = match &utt.wake_phrase {
+        Some(phrase) => strip_wake_phrase(&heard.text, phrase),
+        None => heard.text.trim().to_string(),
+    };
+    send(Event::Transcript {
+        text: text.clone(),
         latency_ms: t.elapsed().as_millis() as u64,
         audio_ctx: heard.audio_ctx,
     });
-    if heard.text.trim().is_empty() {
+    let key = normalise(&text);
+    if key.is_empty() {
+        if utt.wake_phrase.is_some() {
+            let _ = tx.send(FromBrain::WakeOnly);
+        }
         return; // noise, not words: nothing to answer
     }
+    if stop_words.iter().any(|w| normalise(w) == key) {
+        send(Event::Stopped { text });
+        let _ = tx.send(FromBrain::Stop);
+        return;
+    }
     let t = Instant::now();
-    let answered = match answer(&heard.text) {
+    let answered = match (brain.answer)(&text) {
         Ok(a) => a,
         Err(message) => {
-            emit(&Event::Error { message });
+            send(Event::Error { message });
             return;
         }
     };
-    emit(&Event::Reply {
+    send(Event::Reply {
         intent: answered.intent,
         slots: answered.slots,
         text: answered.reply.clone(),
         source: answered.source,
         latency_ms: t.elapsed().as_millis() as u64,
     });
-    if answered.reply.trim().is_empty() {
-        return;
+    let Some(synth) = brain.synth else { return };
+    // Sentence by sentence: the first plays while the rest are synthesized.
+    let mut first = true;
+    let mut splitter = crate::llm::sentences::SentenceSplitter::new();
+    let mut sentences = splitter.push(&answered.reply);
+    sentences.extend(splitter.finish());
+    for sentence in sentences {
+        if cancelled.load(Ordering::Relaxed) == utt.id {
+            return;
+        }
+        let t = Instant::now();
+        match synth.synthesize(&sentence) {
+            Ok(speech) => {
+                let msg = FromBrain::Speech {
+                    id: utt.id,
+                    speech,
+                    first,
+                    synth_ms: t.elapsed().as_millis() as u64,
+                    since_end_ms: utt.ended_at.elapsed().as_millis() as u64,
+                };
+                first = false;
+                if tx.send(msg).is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                send(Event::Error {
+                    message: e.to_string(),
+                });
+                return;
+            }
+        }
     }
-    emit(&Event::SpeakingStart);
-    let t = Instant::now();
-    if let Err(message) = speak(&answered.reply) {
-        emit(&Event::Error { message });
+}
+
+/// Lower case, letters, digits and single spaces.
+fn normalise(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                ' '
+            }
+        })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Cut the wake phrase (and what precedes it) from the start of a transcript. Whisper may
+/// spell the phrase differently ("Hey, Serena!" / "hey serena"): words are compared
+/// normalised; if the phrase is not found, the transcript is kept whole.
+pub fn strip_wake_phrase(transcript: &str, phrase: &str) -> String {
+    let phrase_words: Vec<String> = normalise(phrase)
+        .split(' ')
+        .filter(|w| !w.is_empty())
+        .map(String::from)
+        .collect();
+    let words: Vec<&str> = transcript.split_whitespace().collect();
+    if phrase_words.is_empty() {
+        return transcript.trim().to_string();
     }
-    emit(&Event::SpeakingEnd {
-        latency_ms: t.elapsed().as_millis() as u64,
-    });
+    let norm: Vec<String> = words.iter().map(|w| normalise(w)).collect();
+    // The phrase may start within the first few words ("Okay, hey serena ...").
+    for start in 0..words.len().min(4) {
+        let end = start + phrase_words.len();
+        if end <= words.len() && norm[start..end] == phrase_words[..] {
+            let rest = words[end..].join(" ");
+            return rest
+                .trim_start_matches([',', '.', '!', '?', ' '])
+                .trim()
+                .to_string();
+        }
+    }
+    transcript.trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_wake_phrase_is_cut_however_whisper_spells_it() {
+        assert_eq!(
+            strip_wake_phrase("Hey, Serena! What time is it?", "hey serena"),
+            "What time is it?"
+        );
+        assert_eq!(strip_wake_phrase(" Porcupine.", "porcupine"), "");
+        assert_eq!(
+            strip_wake_phrase("Okay porcupine, set a timer.", "porcupine"),
+            "set a timer."
+        );
+        assert_eq!(
+            strip_wake_phrase("What time is it?", "porcupine"),
+            "What time is it?"
+        );
+    }
+
+    #[test]
+    fn stop_words_compare_normalised() {
+        assert_eq!(normalise("Stop!"), "stop");
+        assert_eq!(normalise(" Never   mind. "), "never mind");
+    }
 }

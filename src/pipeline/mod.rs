@@ -1,10 +1,11 @@
-//! The live voice pipeline's stages, as pure state machines first (sans I/O), wrapped by
-//! thin tasks later: capture → VAD → [`endpoint::Endpointer`] → wake word → whisper
-//! (`stt::command`) → answer → speech.
+//! The live voice pipeline: capture → VAD → [`endpoint::Endpointer`] → wake word → whisper
+//! (`stt::command`) → answer → speech, run by [`listen::run`].
 //!
-//! Built so far: end-of-speech detection with pre-roll, hang time and a length cap, and the
-//! low-power energy VAD. The capture ring buffer, wake words and the `listen`/`ptt` commands
-//! are the next steps.
+//! The stages that decide things are pure state machines (sans I/O), fed frames by thin
+//! loops: [`endpoint`] (end of speech, pre-roll, hang, length cap, the energy VAD),
+//! [`listen`] (the front/brain loop: wake words, windows, barge-in, stop words) and
+//! [`speaker`] (where replies go, on the input's clock).
 
 pub mod endpoint;
 pub mod listen;
+pub mod speaker;
