@@ -167,6 +167,7 @@ pub fn answer_in(
     opts: &AnswerOptions<'_>,
 ) -> Result<Answer, AnswerError> {
     let mut timings = BTreeMap::new();
+    let meter = crate::usage::Meter::start();
     let t = Instant::now();
     let own_router;
     let router = match opts.engines {
@@ -233,6 +234,9 @@ pub fn answer_in(
     if slots.is_null() {
         slots = serde_json::json!({});
     }
+    let usage = meter.finish();
+    timings.insert("answer_cpu_ms".into(), usage.cpu.as_millis() as u64);
+    timings.insert("peak_rss_mb".into(), usage.peak_rss_kb / 1024);
     store.append_history(HistoryEntry {
         id: 0,
         time_ms: crate::store::to_unix_ms(opts.now),

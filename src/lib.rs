@@ -51,6 +51,7 @@ pub mod stt;
 pub mod tools;
 pub mod transcribe;
 pub mod tts;
+pub mod usage;
 pub mod vad;
 pub mod wyoming;
 

@@ -183,6 +183,10 @@ pub enum Event {
         latency_ms: u64,
         /// The encoder context used (0: full window).
         audio_ctx: u32,
+        /// CPU milliseconds the process spent meanwhile (all threads).
+        cpu_ms: u64,
+        /// Peak resident memory meanwhile, MiB.
+        peak_rss_mb: u64,
     },
     /// What the router understood (if anything) and the reply.
     Reply {
@@ -701,6 +705,7 @@ fn utterance(
         let _ = tx.send(FromBrain::Event(e));
     };
     let t = Instant::now();
+    let meter = crate::usage::Meter::start();
     let heard = match transcribe_command(brain.engine, &utt.audio, brain.decode) {
         Ok(h) => h,
         Err(e) => {
@@ -714,10 +719,13 @@ fn utterance(
         Some(phrase) => strip_wake_phrase(&heard.text, phrase),
         None => heard.text.trim().to_string(),
     };
+    let usage = meter.finish();
     send(Event::Transcript {
         text: text.clone(),
         latency_ms: t.elapsed().as_millis() as u64,
         audio_ctx: heard.audio_ctx,
+        cpu_ms: usage.cpu.as_millis() as u64,
+        peak_rss_mb: usage.peak_rss_kb / 1024,
     });
     let key = normalise(&text);
     if key.is_empty() {
