@@ -163,7 +163,7 @@ fn matches(device: &cpal::Device, wanted: &str) -> bool {
     device_name(device) == wanted
 }
 
-fn device_name(device: &cpal::Device) -> String {
+pub(crate) fn device_name(device: &cpal::Device) -> String {
     device
         .description()
         .map(|d| d.name().to_string())

@@ -8,6 +8,7 @@
 
 use std::path::Path;
 
+pub mod capture;
 pub mod decode;
 pub mod devices;
 pub mod playback;

@@ -27,9 +27,15 @@ pub fn play(samples: &[f32], rate: u32, device: &str) -> Result<(), DeviceError>
         hint: "Use --output-file to write replies to a WAV file instead, or start a sound server (PulseAudio or PipeWire)",
     }
     };
-    let sink = DeviceSinkBuilder::from_device(dev)
+    let mut sink = DeviceSinkBuilder::from_device(dev)
+        .map(|b| {
+            // The ALSA pulse plugin reports a stream of harmless I/O errors; keep them off
+            // the user's terminal.
+            b.with_error_callback(|e| tracing::trace!(error = %e, "output stream error"))
+        })
         .and_then(|b| b.open_stream())
         .map_err(|e| unusable(e.to_string()))?;
+    sink.log_on_drop(false);
     let device_rate = sink.config().sample_rate().get();
     let data = if device_rate == rate {
         samples.to_vec()

@@ -4,17 +4,21 @@
 
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
+use serena::audio::capture::{CaptureError, CaptureOptions};
 use serena::audio::decode;
 use serena::control;
 use serena::error::ExitCode;
 use serena::models::{self, ModelKind};
 use serena::pipeline::endpoint::EndpointConfig;
 use serena::pipeline::listen::{
-    self, Answered, BargeIn, Brain, Event, Input, ListenOptions, Stats, FRAME,
+    self, Answered, BargeIn, Brain, Event, Input, ListenOptions, Stats,
 };
+use serena::pipeline::source::{FileSource, LiveSource};
 use serena::pipeline::speaker::{DeviceSpeaker, FileSpeaker, Speaker};
 use serena::store::InputMode;
 use serena::stt::{DecodeOptions, WhisperEngine};
@@ -35,9 +39,15 @@ pub struct ListenArgs {
     /// Answer every utterance, without waiting for a wake word (required for now).
     #[arg(long)]
     no_wake: bool,
-    /// Play this audio file as if it were the microphone (required for now).
+    /// Play this audio file as if it were the microphone.
     #[arg(long, value_name = "FILE")]
     input_file: Option<PathBuf>,
+    /// The microphone [default: audio.input_device], as `serena devices` names it.
+    #[arg(long, value_name = "NAME", conflicts_with = "input_file")]
+    input_device: Option<String>,
+    /// The speaker [default: audio.output_device], as `serena devices` names it.
+    #[arg(long, value_name = "NAME", conflicts_with = "output_file")]
+    output_device: Option<String>,
     /// With --input-file: as fast as possible instead of in real time.
     #[arg(long)]
     fast: bool,
@@ -71,15 +81,30 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
         )
         .into());
     }
-    let Some(input) = &args.input_file else {
-        return Err(UsageError(
-            "live microphone capture is not built yet: use --input-file FILE (a recording \
-             played as if it were the microphone)"
-                .into(),
-        )
-        .into());
+    if args.fast && args.input_file.is_none() {
+        return Err(UsageError("--fast only applies to --input-file".into()).into());
+    }
+    let stop = stop_on_signals();
+    // The input first: a missing device or file fails before the models load.
+    let source: Box<dyn Iterator<Item = Input>> = match &args.input_file {
+        Some(path) => {
+            let samples = decode::decode_file_16k_mono(path)?;
+            Box::new(FileSource::new(samples, !args.fast, stop.clone()))
+        }
+        None => {
+            let device = args
+                .input_device
+                .clone()
+                .unwrap_or_else(|| ctx.config.audio.input_device.clone());
+            let opts = CaptureOptions {
+                device: Some(device),
+                ..CaptureOptions::default()
+            };
+            let live = LiveSource::open(opts, stop.clone()).map_err(CaptureFailure)?;
+            tracing::info!(device = ?live.device_name(), "listening on the microphone");
+            Box::new(live)
+        }
     };
-    let samples = decode::decode_file_16k_mono(input)?;
     let spec = args.model.as_deref().unwrap_or(&ctx.config.stt.model);
     let model = models::resolve(spec, ModelKind::Whisper, &ctx.dirs, &ctx.catalog)?;
     let engine = WhisperEngine::load_with(&model, ctx.config.stt.flash_attn)?;
@@ -91,18 +116,6 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
     };
 
     let started = Instant::now();
-    let fast = args.fast;
-    let frames = samples.chunks(FRAME).enumerate().map(move |(i, f)| {
-        if !fast {
-            // Real time: frame i is "heard" at i × 30 ms.
-            let due = Duration::from_millis(30 * i as u64);
-            if let Some(wait) = due.checked_sub(started.elapsed()) {
-                std::thread::sleep(wait);
-            }
-        }
-        Input::Frame(f.to_vec())
-    });
-
     let mut handle = control::open(context(ctx))?;
     let mut answer = move |text: &str| -> Result<Answered, String> {
         let a = handle
@@ -131,7 +144,7 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
         endpoint,
         follow_up_s: args.follow_up_s,
         barge_in: args.barge_in,
-        lockstep: fast,
+        lockstep: args.fast,
         ..ListenOptions::default()
     };
     let format = args.events;
@@ -152,7 +165,7 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
     };
     let stats = Stats::default();
     listen::run(
-        frames,
+        source,
         Brain {
             engine: &engine,
             decode: &decode_opts,
@@ -166,6 +179,36 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
         &mut emit,
     );
     Ok(ExitCode::Ok)
+}
+
+/// A microphone that cannot be opened: exit code 5 like other device errors.
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct CaptureFailure(#[from] pub CaptureError);
+
+/// Ctrl-C (SIGINT) and SIGTERM set the returned flag: the sources end, the utterance in
+/// progress is answered, the last reply is played or written, and `listen` exits 0.
+fn stop_on_signals() -> Arc<AtomicBool> {
+    static FLAG: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    let flag = FLAG
+        .get_or_init(|| Arc::new(AtomicBool::new(false)))
+        .clone();
+    #[cfg(unix)]
+    {
+        extern "C" fn on_signal(_: libc::c_int) {
+            // An atomic load (OnceLock::get) and an atomic store: async-signal-safe.
+            if let Some(flag) = FLAG.get() {
+                flag.store(true, Ordering::SeqCst);
+            }
+        }
+        let handler = on_signal as extern "C" fn(libc::c_int) as *const () as libc::sighandler_t;
+        // SAFETY: installing a handler that only touches atomics.
+        unsafe {
+            libc::signal(libc::SIGINT, handler);
+            libc::signal(libc::SIGTERM, handler);
+        }
+    }
+    flag
 }
 
 /// Rate of the WAV written by `--output-file`: espeak-ng's own, so its speech is not

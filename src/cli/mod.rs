@@ -216,6 +216,9 @@ pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
         if let Some(e) = cause.downcast_ref::<serena::audio::devices::DeviceError>() {
             return e.exit_code();
         }
+        if cause.downcast_ref::<listen_cmd::CaptureFailure>().is_some() {
+            return ExitCode::Device;
+        }
         if let Some(serena::stt::SttError::Model(m)) = cause.downcast_ref::<serena::stt::SttError>()
         {
             return m.exit_code();

@@ -8,4 +8,5 @@
 
 pub mod endpoint;
 pub mod listen;
+pub mod source;
 pub mod speaker;

@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::num::NonZero;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
 
@@ -117,9 +118,21 @@ impl Speaker for FileSpeaker {
 }
 
 /// Plays on an output device through rodio.
+///
+/// The device is open only while something plays: it is opened when speech is queued and
+/// closed once the player has drained. An open output stream is not free while idle (through
+/// ALSA's pulse plugin, cpal's output loop was measured spinning on a full core), and a
+/// listening assistant is idle almost all the time.
 pub struct DeviceSpeaker {
+    device: String,
+    open: Option<OpenDevice>,
+    /// Errors the output stream reported (logged at debug level, counted here).
+    stream_errors: Arc<AtomicU64>,
+}
+
+struct OpenDevice {
     player: Arc<Player>,
-    device_rate: u32,
+    rate: u32,
     /// Dropping it ends the thread that keeps the device open.
     _keep: mpsc::SyncSender<()>,
 }
@@ -127,35 +140,74 @@ pub struct DeviceSpeaker {
 impl std::fmt::Debug for DeviceSpeaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeviceSpeaker")
-            .field("device_rate", &self.device_rate)
+            .field("device", &self.device)
+            .field("open", &self.open.is_some())
             .finish_non_exhaustive()
     }
 }
 
 impl DeviceSpeaker {
-    /// Open the output device `device` (`default` for the default).
+    /// A speaker on the output device `device` (`default` for the default). The device is
+    /// opened once here to check it works, then closed until there is something to say.
     ///
     /// # Errors
     /// [`DeviceError`] when the device is missing or cannot be opened.
     pub fn open(device: &str) -> Result<DeviceSpeaker, DeviceError> {
+        let stream_errors = Arc::new(AtomicU64::new(0));
+        drop(OpenDevice::open(device, &stream_errors)?);
+        Ok(DeviceSpeaker {
+            device: device.to_string(),
+            open: None,
+            stream_errors,
+        })
+    }
+
+    /// Errors the output stream reported so far.
+    pub fn stream_errors(&self) -> u64 {
+        self.stream_errors.load(Ordering::Relaxed)
+    }
+
+    fn device(&mut self) -> Result<&OpenDevice, String> {
+        if self.open.is_none() {
+            let opened =
+                OpenDevice::open(&self.device, &self.stream_errors).map_err(|e| e.to_string())?;
+            self.open = Some(opened);
+        }
+        self.open
+            .as_ref()
+            .ok_or_else(|| "the speaker is not open".to_string())
+    }
+}
+
+impl OpenDevice {
+    fn open(device: &str, errors: &Arc<AtomicU64>) -> Result<OpenDevice, DeviceError> {
         let dev = devices::find(Direction::Output, device)?;
         let name = device.to_string();
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let (keep_tx, keep_rx) = mpsc::sync_channel::<()>(0);
+        let errors = Arc::clone(errors);
         // rodio's device sink must stay on the thread that opened it on some platforms: keep
-        // it there until the speaker is dropped; the player is shared.
+        // it there until the device is closed; the player is shared.
         std::thread::Builder::new()
             .name("serena-speaker".into())
             .spawn(move || {
                 let opened = DeviceSinkBuilder::from_device(dev)
+                    .map(|b| {
+                        b.with_error_callback(move |e| {
+                            if errors.fetch_add(1, Ordering::Relaxed) == 0 {
+                                tracing::debug!(error = %e, "output stream error (counted)");
+                            }
+                        })
+                    })
                     .and_then(|b| b.open_stream())
                     .map_err(|e| e.to_string());
                 match opened {
-                    Ok(sink) => {
+                    Ok(mut sink) => {
+                        sink.log_on_drop(false);
                         let rate = sink.config().sample_rate().get();
                         let player = Arc::new(Player::connect_new(sink.mixer()));
                         if ready_tx.send(Ok((player, rate))).is_ok() {
-                            // Returns when the DeviceSpeaker (the sender) is dropped.
+                            // Returns when the OpenDevice (the sender) is dropped.
                             let _ = keep_rx.recv();
                         }
                         drop(sink);
@@ -166,13 +218,13 @@ impl DeviceSpeaker {
                 }
             })
             .map_err(|e| unusable(&name, e.to_string()))?;
-        let (player, device_rate) = ready_rx
+        let (player, rate) = ready_rx
             .recv()
             .map_err(|_| unusable(&name, "the speaker thread ended".into()))?
             .map_err(|e| unusable(&name, e))?;
-        Ok(DeviceSpeaker {
+        Ok(OpenDevice {
             player,
-            device_rate,
+            rate,
             _keep: keep_tx,
         })
     }
@@ -197,33 +249,41 @@ fn resample(samples: &[f32], from: u32, to: u32) -> Result<Vec<f32>, String> {
 
 impl Speaker for DeviceSpeaker {
     fn queue(&mut self, speech: Speech) -> Result<(), String> {
-        let data = if speech.sample_rate == self.device_rate {
+        let dev = self.device()?;
+        let data = if speech.sample_rate == dev.rate {
             speech.samples
         } else {
-            resample(&speech.samples, speech.sample_rate, self.device_rate)?
+            resample(&speech.samples, speech.sample_rate, dev.rate)?
         };
-        let rate = NonZero::new(self.device_rate).ok_or("the device's rate is 0")?;
-        self.player
+        let rate = NonZero::new(dev.rate).ok_or("the device's rate is 0")?;
+        dev.player
             .append(SamplesBuffer::new(NonZero::<u16>::MIN, rate, data));
         Ok(())
     }
 
-    fn tick(&mut self, _samples: usize) {}
+    fn tick(&mut self, _samples: usize) {
+        // Drained: close the device until the next reply.
+        if self.open.as_ref().is_some_and(|d| d.player.empty()) {
+            self.open = None;
+        }
+    }
 
     fn playing(&self) -> bool {
-        !self.player.empty()
+        self.open.as_ref().is_some_and(|d| !d.player.empty())
     }
 
     fn stop(&mut self) -> bool {
-        let was = !self.player.empty();
-        self.player.clear();
-        // `clear` pauses the player; later replies must play.
-        self.player.play();
+        let was = self.playing();
+        if let Some(dev) = self.open.take() {
+            dev.player.clear();
+        }
         was
     }
 
     fn finish(&mut self) -> Result<(), String> {
-        self.player.sleep_until_end();
+        if let Some(dev) = self.open.take() {
+            dev.player.sleep_until_end();
+        }
         Ok(())
     }
 }

@@ -14,6 +14,7 @@ mod cli_status;
 mod control;
 mod engines;
 mod listen;
+mod live;
 mod llm;
 mod online;
 mod online_server;

@@ -6,7 +6,7 @@ use serena::vad::{SileroVad, VadParams};
 
 use crate::common::{audio, model};
 
-fn vad() -> SileroVad {
+pub fn vad() -> SileroVad {
     let path = model("vad/for-tests-silero-v6.2.0-ggml.bin");
     let resolved = Resolved {
         format: format::inspect(&path).expect("vad model verifies"),
