@@ -140,7 +140,7 @@ fn commands_on_the_virtual_microphone_are_answered_on_the_virtual_speaker() {
         (
             "commands/rhasspy3_set_timer.wav",
             "HassStartTimer",
-            "timer set for 10 minutes",
+            "10 minutes",
         ),
         (
             "commands/rhasspy3_what_time_is_it.wav",
@@ -176,8 +176,12 @@ fn commands_on_the_virtual_microphone_are_answered_on_the_virtual_speaker() {
         let _ = parec.wait();
         let said = words(&transcribe_raw(&env, &raw));
         let replied = words(of(&events, "reply")[0]["text"].as_str().unwrap_or_default());
-        // The reply's words as whisper hears espeak: the timer exactly; for the time and
-        // the date, the numbers (tiny.en spells espeak's digits its own way).
+        if intent == "HassStartTimer" {
+            assert_eq!(replied, "timer set for 10 minutes", "{events:#?}");
+        }
+        // The reply's words as whisper hears espeak: the timer's duration ("Timer set for"
+        // comes back as "Time for" in some runs: tiny.en on espeak); for the time and the
+        // date, numbers (tiny.en spells espeak's digits its own way).
         let expected = if confirm.is_empty() {
             replied.clone()
         } else {
