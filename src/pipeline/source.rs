@@ -84,11 +84,33 @@ impl Iterator for LiveSource {
                 Ok(Some(frame)) => return Some(Input::Frame(frame.to_vec())),
                 Ok(None) => continue,
                 Err(e) => {
-                    self.capture = None;
+                    release(self.capture.take());
                     self.lost = true;
                     return Some(Input::DeviceLost(e.to_string()));
                 }
             }
+        }
+    }
+}
+
+impl Drop for LiveSource {
+    fn drop(&mut self) {
+        release(self.capture.take());
+    }
+}
+
+/// Stop a capture without waiting for it on this thread. Dropping a cpal stream joins its
+/// thread, and when the sound server died under it, that thread can be wedged inside ALSA's
+/// pulse plugin for good (seen: killing PulseAudio mid-capture). The drop happens on a
+/// detached thread instead, so the pipeline (and Ctrl-C) never hangs on a dead device; at
+/// worst one wedged stream per failure is left behind until the process exits.
+fn release(capture: Option<Capture>) {
+    if let Some(capture) = capture {
+        let spawned = std::thread::Builder::new()
+            .name("serena-capture-release".into())
+            .spawn(move || drop(capture));
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot release the old capture stream; leaking it");
         }
     }
 }

@@ -243,3 +243,34 @@ fn without_a_sound_server_listen_exits_5_and_says_what_to_do() {
     assert_eq!(out.status.code(), Some(5), "{stderr}");
     assert!(stderr.contains("--input-file"), "{stderr}");
 }
+
+#[test]
+fn a_sound_server_that_dies_is_reported_and_listening_resumes_when_it_returns() {
+    // A server of its own: this test kills it.
+    let server = pulse::private();
+    let env = Env::new();
+    let mut listening = Listening::start(&env, &server, &[]);
+    listening.until("listening", Duration::from_secs(60));
+    server.crash();
+    // Capture notices the silence of a dead stream (5 s without callbacks), never hangs.
+    let lost = listening.until("device_lost", Duration::from_secs(30));
+    let message = lost
+        .last()
+        .map(|e| e["message"].to_string())
+        .unwrap_or_default();
+    assert!(message.contains("audio input"), "{message}");
+    server.restart();
+    listening.until("device_restored", Duration::from_secs(30));
+    // And it hears again: a command on the restarted server's microphone is answered.
+    let path = padded(&env, "commands/rhasspy3_what_time_is_it.wav", 1.0, 1.0);
+    let played = server
+        .cmd("paplay")
+        .args(["-d", "mic_feed"])
+        .arg(&path)
+        .status()
+        .expect("paplay");
+    assert!(played.success());
+    let events = listening.until("reply", Duration::from_secs(60));
+    assert_eq!(of(&events, "reply")[0]["intent"], "HassGetCurrentTime");
+    assert_eq!(listening.interrupt(), Some(0), "Ctrl-C ends listen cleanly");
+}

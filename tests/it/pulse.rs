@@ -12,6 +12,8 @@ use std::time::{Duration, Instant};
 pub struct Pulse {
     pub dir: tempfile::TempDir,
     child: Mutex<Child>,
+    /// The shell line that runs the server (with its watchdog).
+    script: String,
 }
 
 impl Pulse {
@@ -49,10 +51,7 @@ impl Pulse {
 
 impl Drop for Pulse {
     fn drop(&mut self) {
-        if let Ok(mut child) = self.child.lock() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.crash();
     }
 }
 
@@ -96,42 +95,70 @@ fn start() -> Pulse {
         log = log.display(),
         me = std::process::id()
     );
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c")
-        .arg(watchdog)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
     let pulse = Pulse {
-        child: Mutex::new(Pulse::spawn(&mut cmd, d)),
+        child: Mutex::new(Pulse::spawn(&watchdog, d)),
         dir,
+        script: watchdog,
     };
-    // Wait until it answers.
-    let started = Instant::now();
-    loop {
-        let ok = pulse
-            .cmd("pactl")
-            .arg("info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false);
-        if ok {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(15),
-            "private PulseAudio did not start; see {}",
-            log.display()
-        );
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
+    pulse.wait_ready();
     pulse
 }
 
 impl Pulse {
-    fn spawn(cmd: &mut Command, d: &std::path::Path) -> Child {
+    /// Kill the server (as a crash would), and start it again on the same socket.
+    pub fn crash(&self) {
+        if let Ok(mut child) = self.child.lock() {
+            // The watchdog shell's child is the server: kill the whole process group.
+            let pgid = child.id() as libc::pid_t;
+            // SAFETY: signalling the process group we created for the watchdog.
+            unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            let _ = child.wait();
+        }
+    }
+
+    /// Start the server again after [`Pulse::crash`].
+    pub fn restart(&self) {
+        if let Ok(mut child) = self.child.lock() {
+            *child = Pulse::spawn(&self.script, self.dir.path());
+        }
+        self.wait_ready();
+    }
+
+    fn wait_ready(&self) {
+        let pulse = self;
+        let log = self.dir.path().join("pulse.log");
+        // Wait until it answers.
+        let started = Instant::now();
+        loop {
+            let ok = pulse
+                .cmd("pactl")
+                .arg("info")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .map(|s| s.success())
+                .unwrap_or(false);
+            if ok {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(15),
+                "private PulseAudio did not start; see {}",
+                log.display()
+            );
+            std::thread::park_timeout(Duration::from_millis(50));
+        }
+    }
+
+    fn spawn(script: &str, d: &std::path::Path) -> Child {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0);
         cmd.env("HOME", d)
             .env("XDG_RUNTIME_DIR", d)
             .env("PULSE_RUNTIME_PATH", d.join("pulse"))
@@ -144,6 +171,11 @@ impl Pulse {
 
 static SERVER: OnceLock<Pulse> = OnceLock::new();
 static LOCK: Mutex<()> = Mutex::new(());
+
+/// A server of the test's own (for tests that crash it), stopped when dropped.
+pub fn private() -> Pulse {
+    start()
+}
 
 /// The shared server, started on first use.
 pub fn server() -> &'static Pulse {
