@@ -451,7 +451,16 @@ impl Capture {
             channels: usize::from(channels),
             shared: Arc::clone(&shared),
         };
-        let config = supported.config();
+        let mut config = supported.config();
+        // Ask for ~50 ms device periods where the device says what it can do: the default
+        // (often ~10 ms through PulseAudio) wakes the audio and sound-server threads far
+        // more often than voice needs, which dominated the idle cost of listening.
+        if let cpal::SupportedBufferSize::Range { min, max } = *supported.buffer_size() {
+            let wanted = rate / 20;
+            if min <= max {
+                config.buffer_size = cpal::BufferSize::Fixed(wanted.clamp(min, max));
+            }
+        }
         let stream = match format {
             SampleFormat::I8 => build::<i8>(&device, config, writer),
             SampleFormat::I16 => build::<i16>(&device, config, writer),
