@@ -30,6 +30,8 @@ pub struct Config {
     pub tts: Tts,
     /// Audio devices.
     pub audio: Audio,
+    /// Wake words.
+    pub wake: Wake,
     /// The store: history retention.
     pub store: StoreConfig,
     /// Tools the language model may call.
@@ -287,6 +289,31 @@ impl Default for Audio {
     }
 }
 
+/// `[wake]`
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Wake {
+    /// Wake words `listen` waits for, by name (`serena wake list`). Empty: every trained word.
+    pub words: Vec<String>,
+    /// Detection threshold for every word, between 0 and 1; 0 keeps each word's own.
+    pub threshold: f32,
+    /// Seconds after a wake word alone in which a command is taken.
+    pub command_window_s: f32,
+    /// Seconds after a reply in which a follow-up needs no wake word (0: off).
+    pub follow_up_s: f32,
+}
+
+impl Default for Wake {
+    fn default() -> Self {
+        Wake {
+            words: Vec::new(),
+            threshold: 0.0,
+            command_window_s: 5.0,
+            follow_up_s: 5.0,
+        }
+    }
+}
+
 /// The commented default file written by `serena config init`.
 pub const DEFAULT_FILE: &str = include_str!("config/default.toml");
 
@@ -476,6 +503,21 @@ impl Config {
                 format!("{:?}", self.stt.language),
                 "`auto` or a language code such as `en`",
             ));
+        }
+        if !(0.0..1.0).contains(&self.wake.threshold) {
+            return Err(bad(
+                "wake.threshold",
+                self.wake.threshold.to_string(),
+                "0 (each word's own) or more, below 1",
+            ));
+        }
+        for (key, value) in [
+            ("wake.command_window_s", self.wake.command_window_s),
+            ("wake.follow_up_s", self.wake.follow_up_s),
+        ] {
+            if !(0.0..=600.0).contains(&value) {
+                return Err(bad(key, value.to_string(), "0 to 600 seconds"));
+            }
         }
         if self.stt.threads > 256 {
             return Err(bad("stt.threads", self.stt.threads.to_string(), "0 to 256"));

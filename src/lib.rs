@@ -53,6 +53,7 @@ pub mod transcribe;
 pub mod tts;
 pub mod usage;
 pub mod vad;
+pub mod wake;
 pub mod wyoming;
 
 /// Serena's version.

@@ -1,6 +1,6 @@
-//! `serena listen`: always-on voice commands. For now without a wake word (`--no-wake`) and
-//! from a file played as if it were the microphone (`--input-file`); the live capture and
-//! wake words are the next steps of the pipeline (see `src/pipeline/`).
+//! `serena listen`: always-on voice commands, from the microphone or from a file played as if
+//! it were the microphone (`--input-file`), waiting for the trained wake words (`src/wake/`)
+//! or, with `--no-wake`, answering every utterance. The loop is `src/pipeline/listen.rs`.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -16,12 +16,13 @@ use serena::error::ExitCode;
 use serena::models::{self, ModelKind};
 use serena::pipeline::endpoint::EndpointConfig;
 use serena::pipeline::listen::{
-    self, Answered, BargeIn, Brain, Event, Input, ListenOptions, Stats,
+    self, Answered, BargeIn, Brain, Event, Input, ListenOptions, Stats, WakeDetector,
 };
 use serena::pipeline::source::{FileSource, LiveSource};
 use serena::pipeline::speaker::{DeviceSpeaker, FileSpeaker, Speaker};
 use serena::store::InputMode;
 use serena::stt::{DecodeOptions, WhisperEngine};
+use serena::wake::{DetectorConfig, WakeWords};
 
 use super::store_cmds::context;
 use super::{Ctx, UsageError};
@@ -36,9 +37,21 @@ enum EventFormat {
 
 #[derive(Debug, Args)]
 pub struct ListenArgs {
-    /// Answer every utterance, without waiting for a wake word (required for now).
+    /// Answer every utterance, without waiting for a wake word.
     #[arg(long)]
     no_wake: bool,
+    /// Wait for this wake word (repeatable) [default: wake.words, or every trained word].
+    #[arg(
+        short = 'w',
+        long = "wake-word",
+        value_name = "NAME",
+        conflicts_with = "no_wake"
+    )]
+    wake_words: Vec<String>,
+    /// Detection threshold for every wake word (0 to 1) [default: wake.threshold, or each
+    /// word's own].
+    #[arg(long, value_name = "T", conflicts_with = "no_wake")]
+    wake_threshold: Option<f32>,
     /// Play this audio file as if it were the microphone.
     #[arg(long, value_name = "FILE")]
     input_file: Option<PathBuf>,
@@ -66,24 +79,42 @@ pub struct ListenArgs {
     /// The longest utterance, in seconds.
     #[arg(long, default_value_t = 15)]
     max_utterance_s: u64,
-    /// Seconds after a reply in which a follow-up needs no wake word (0: off).
-    #[arg(long, default_value_t = 5.0)]
-    follow_up_s: f64,
+    /// Seconds after a reply in which a follow-up needs no wake word (0: off)
+    /// [default: wake.follow_up_s].
+    #[arg(long, value_name = "SECONDS")]
+    follow_up_s: Option<f64>,
+    /// Seconds after a wake word said alone in which a command is taken
+    /// [default: wake.command_window_s].
+    #[arg(long, value_name = "SECONDS")]
+    command_window_s: Option<f64>,
     /// What may interrupt a reply while it plays.
     #[arg(long, value_enum, default_value_t = BargeIn::Speech)]
     barge_in: BargeIn,
 }
 
 pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
-    if !args.no_wake {
-        return Err(UsageError(
-            "wake words are not built yet: use --no-wake to answer every utterance".into(),
-        )
-        .into());
-    }
     if args.fast && args.input_file.is_none() {
         return Err(UsageError("--fast only applies to --input-file".into()).into());
     }
+    // Wake words before anything opens: a word that is not trained is a usage error.
+    let mut wake_words = if args.no_wake {
+        None
+    } else {
+        let names = if args.wake_words.is_empty() {
+            ctx.config.wake.words.clone()
+        } else {
+            args.wake_words.clone()
+        };
+        let threshold = args
+            .wake_threshold
+            .or((ctx.config.wake.threshold > 0.0).then_some(ctx.config.wake.threshold));
+        Some(WakeWords::load(
+            &ctx.data_dir,
+            &names,
+            threshold,
+            DetectorConfig::default(),
+        )?)
+    };
     let stop = stop_on_signals();
     // The input first: a missing device or file fails before the models load.
     let source: Box<dyn Iterator<Item = Input>> = match &args.input_file {
@@ -142,7 +173,12 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
     };
     let opts = ListenOptions {
         endpoint,
-        follow_up_s: args.follow_up_s,
+        follow_up_s: args
+            .follow_up_s
+            .unwrap_or(f64::from(ctx.config.wake.follow_up_s)),
+        command_window_s: args
+            .command_window_s
+            .unwrap_or(f64::from(ctx.config.wake.command_window_s)),
         barge_in: args.barge_in,
         lockstep: args.fast,
         ..ListenOptions::default()
@@ -172,7 +208,7 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
             answer: &mut answer,
             synth: synth.as_deref(),
         },
-        None,
+        wake_words.as_mut().map(|w| w as &mut dyn WakeDetector),
         speaker.as_mut(),
         &opts,
         &stats,

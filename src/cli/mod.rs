@@ -10,6 +10,7 @@ mod status_cmd;
 mod store_cmds;
 mod tools_cmd;
 mod transcribe_cmd;
+mod wake_cmd;
 
 use std::path::PathBuf;
 
@@ -66,8 +67,11 @@ enum LogFormatArg {
 enum Command {
     /// Ask something, by text or audio file; the answer is printed (and spoken with --speak).
     Ask(ask_cmd::AskArgs),
-    /// Always-on voice commands (for now: --no-wake and --input-file).
+    /// Always-on voice commands: wait for a wake word, hear the command, answer out loud.
     Listen(listen_cmd::ListenArgs),
+    /// Train, list, test and remove wake words.
+    #[command(subcommand)]
+    Wake(wake_cmd::WakeCmd),
     /// Show how sentences are understood: one JSON object per sentence, no side effects.
     Route(ask_cmd::RouteArgs),
     /// Transcribe audio files to text, subtitles or JSON.
@@ -185,6 +189,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Status(args) => status_cmd::run(&ctx, args),
         Command::Devices(args) => devices_cmd::run(&ctx, args),
         Command::Listen(args) => listen_cmd::run(&ctx, args),
+        Command::Wake(cmd) => wake_cmd::run(&ctx, cmd),
         Command::Tools(cmd) => tools_cmd::run(&ctx, cmd),
         Command::Serve(args) => serve_cmd::run(&ctx, args),
         Command::History(args) => store_cmds::history(&ctx, args),
@@ -214,6 +219,9 @@ pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
             return e.exit_code();
         }
         if let Some(e) = cause.downcast_ref::<serena::audio::devices::DeviceError>() {
+            return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<serena::wake::WakeError>() {
             return e.exit_code();
         }
         if cause.downcast_ref::<listen_cmd::CaptureFailure>().is_some() {

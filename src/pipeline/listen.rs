@@ -43,6 +43,13 @@ pub const FRAME: usize = 480;
 
 /// How long after an utterance a late wake-word detection still counts for it.
 const WAKE_LAG: f64 = 1.5;
+/// Where a detector places a word's end may be this much after the VAD's end of speech.
+const WAKE_END_SLACK: f64 = 0.5;
+/// An utterance that goes on less than this past the wake word's end is the wake word alone.
+const WAKE_ONLY_TAIL: f64 = 0.35;
+/// Audio kept before the wake word's end when the command follows it in one breath (the
+/// detector's end can be late; the transcript's wake phrase is cut anyway).
+const WAKE_CUT_MARGIN: f64 = 0.25;
 
 /// What the front reads: audio, or news from the capture.
 #[derive(Clone, Debug)]
@@ -66,6 +73,9 @@ pub struct WakeHit {
     pub phrase: String,
     /// The detector's score.
     pub score: f32,
+    /// How many samples before the end of the frame that reported it the word ended (the
+    /// detector waits for a better match before it reports).
+    pub lag_samples: u64,
 }
 
 /// A wake-word detector fed the same frames as the VAD.
@@ -438,21 +448,21 @@ impl Front<'_> {
         if let Some(detector) = wake {
             if let Some(hit) = detector.push(frame) {
                 detector.reset();
+                let word_end = self.position.saturating_sub(hit.lag_samples);
                 emit(&Event::Wake {
                     name: hit.name.clone(),
                     score: hit.score,
-                    at_s: self.now_s(),
+                    at_s: word_end as f64 / f64::from(RATE),
                 });
                 if self.opts.barge_in != BargeIn::Off {
                     self.barge_in("wake", speaker, emit);
                 }
-                self.last_wake = Some((self.position, hit.phrase.clone()));
+                self.last_wake = Some((word_end, hit.phrase.clone()));
                 self.open_window("command", self.opts.command_window_s, emit);
-                // A command already said, waiting for this detection.
+                // An utterance already over, waiting for this detection.
                 if let Some((start, end, audio, ended_at)) = self.pending.take() {
                     if self.position <= end + Self::samples(WAKE_LAG) {
-                        let _ = start;
-                        self.dispatch(audio, Some(hit.phrase), ended_at, emit);
+                        self.with_wake(start, end, audio, ended_at, emit);
                     }
                 }
             }
@@ -504,20 +514,53 @@ impl Front<'_> {
                     self.dispatch(audio, None, ended_at, emit);
                     return;
                 }
-                let wake_inside = self
-                    .last_wake
-                    .as_ref()
-                    .filter(|(at, _)| *at >= start && *at <= end + Self::samples(0.1))
-                    .map(|(_, phrase)| phrase.clone());
                 let in_window = self.window_until.is_some_and(|until| start <= until);
-                if wake_inside.is_some() || in_window {
+                if self.wake_in(start, end).is_some() {
+                    self.with_wake(start, end, audio, ended_at, emit);
+                } else if in_window {
                     self.window_until = None;
-                    self.dispatch(audio, wake_inside, ended_at, emit);
+                    self.dispatch(audio, None, ended_at, emit);
                 } else {
                     self.pending = Some((start, end, audio, ended_at));
                 }
             }
         }
+    }
+
+    /// The phrase and end of the last wake word, if it was said in the utterance
+    /// `start..end`.
+    fn wake_in(&self, start: u64, end: u64) -> Option<(u64, String)> {
+        self.last_wake
+            .as_ref()
+            .filter(|(word_end, _)| {
+                *word_end >= start && *word_end <= end + Self::samples(WAKE_END_SLACK)
+            })
+            .cloned()
+    }
+
+    /// An utterance with the wake word in it: the wake word alone leaves the command window
+    /// open for what comes next; a command said in the same breath is sent on without the
+    /// audio of the wake word.
+    fn with_wake(
+        &mut self,
+        start: u64,
+        end: u64,
+        audio: Vec<f32>,
+        ended_at: Instant,
+        emit: &mut dyn FnMut(&Event),
+    ) {
+        let Some((word_end, phrase)) = self.wake_in(start, end) else {
+            return;
+        };
+        if end <= word_end + Self::samples(WAKE_ONLY_TAIL) {
+            return; // the window opened at the detection waits for the command
+        }
+        self.window_until = None;
+        let audio_start = end.saturating_sub(audio.len() as u64);
+        let cut = word_end.saturating_sub(Self::samples(WAKE_CUT_MARGIN));
+        let skip = (cut.saturating_sub(audio_start) as usize).min(audio.len());
+        let command = audio[skip..].to_vec();
+        self.dispatch(command, Some(phrase), ended_at, emit);
     }
 
     fn open_window(&mut self, kind: &'static str, seconds: f64, emit: &mut dyn FnMut(&Event)) {

@@ -24,3 +24,4 @@ mod serve_api;
 mod store;
 mod transcribe;
 mod vad;
+mod wake;
