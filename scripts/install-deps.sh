@@ -10,6 +10,7 @@ APT_PACKAGES=(
   libasound2-dev                                         # cpal (ALSA)
   espeak-ng                                              # speech synthesis
   pulseaudio pulseaudio-utils libasound2-plugins         # virtual audio devices for the tests
+  xvfb xdotool tmux                                      # push-to-talk tests (X hotkey, terminal)
   sox                                                    # audio fixtures and scripts
   python3 python3-venv                                   # test clients (MCP, Wyoming, OpenAI)
 )

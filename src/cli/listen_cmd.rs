@@ -2,7 +2,7 @@
 //! it were the microphone (`--input-file`), waiting for the trained wake words (`src/wake/`)
 //! or, with `--no-wake`, answering every utterance. The loop is `src/pipeline/listen.rs`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -18,6 +18,7 @@ use serena::pipeline::endpoint::EndpointConfig;
 use serena::pipeline::listen::{
     self, Answered, BargeIn, Brain, Event, Input, ListenOptions, Stats, WakeDetector,
 };
+use serena::pipeline::ptt::{self, PttError, TalkSource, Trigger};
 use serena::pipeline::source::{FileSource, LiveSource};
 use serena::pipeline::speaker::{DeviceSpeaker, FileSpeaker, Speaker};
 use serena::store::InputMode;
@@ -33,6 +34,33 @@ enum EventFormat {
     Text,
     /// One JSON object per line, with `event` and `t_ms`.
     Json,
+}
+
+/// Where audio comes from and goes to, and how events are printed: shared by `listen` and
+/// `ptt`.
+#[derive(Debug, Args)]
+pub struct IoArgs {
+    /// Play this audio file as if it were the microphone.
+    #[arg(long, value_name = "FILE")]
+    input_file: Option<PathBuf>,
+    /// The microphone [default: audio.input_device], as `serena devices` names it.
+    #[arg(long, value_name = "NAME", conflicts_with = "input_file")]
+    input_device: Option<String>,
+    /// The speaker [default: audio.output_device], as `serena devices` names it.
+    #[arg(long, value_name = "NAME", conflicts_with = "output_file")]
+    output_device: Option<String>,
+    /// Write the spoken replies into this WAV file instead of playing them.
+    #[arg(long, value_name = "WAV")]
+    output_file: Option<PathBuf>,
+    /// Format of the event lines on standard output.
+    #[arg(long, value_enum, default_value_t = EventFormat::Text)]
+    events: EventFormat,
+    /// Whisper model [default: stt.model].
+    #[arg(short, long)]
+    model: Option<String>,
+    /// The longest utterance, in seconds.
+    #[arg(long, default_value_t = 15)]
+    max_utterance_s: u64,
 }
 
 #[derive(Debug, Args)]
@@ -52,33 +80,14 @@ pub struct ListenArgs {
     /// word's own].
     #[arg(long, value_name = "T", conflicts_with = "no_wake")]
     wake_threshold: Option<f32>,
-    /// Play this audio file as if it were the microphone.
-    #[arg(long, value_name = "FILE")]
-    input_file: Option<PathBuf>,
-    /// The microphone [default: audio.input_device], as `serena devices` names it.
-    #[arg(long, value_name = "NAME", conflicts_with = "input_file")]
-    input_device: Option<String>,
-    /// The speaker [default: audio.output_device], as `serena devices` names it.
-    #[arg(long, value_name = "NAME", conflicts_with = "output_file")]
-    output_device: Option<String>,
+    #[command(flatten)]
+    io: IoArgs,
     /// With --input-file: as fast as possible instead of in real time.
     #[arg(long)]
     fast: bool,
-    /// Write the spoken replies into this WAV file instead of playing them.
-    #[arg(long, value_name = "WAV")]
-    output_file: Option<PathBuf>,
-    /// Format of the event lines on standard output.
-    #[arg(long, value_enum, default_value_t = EventFormat::Text)]
-    events: EventFormat,
-    /// Whisper model [default: stt.model].
-    #[arg(short, long)]
-    model: Option<String>,
     /// Silence that ends an utterance, in milliseconds.
     #[arg(long, default_value_t = 500)]
     hang_ms: u64,
-    /// The longest utterance, in seconds.
-    #[arg(long, default_value_t = 15)]
-    max_utterance_s: u64,
     /// Seconds after a reply in which a follow-up needs no wake word (0: off)
     /// [default: wake.follow_up_s].
     #[arg(long, value_name = "SECONDS")]
@@ -92,12 +101,28 @@ pub struct ListenArgs {
     barge_in: BargeIn,
 }
 
+#[derive(Debug, Args)]
+pub struct PttArgs {
+    /// The global hotkey (X11): modifiers ctrl, shift, alt, super, then one key.
+    #[arg(long, default_value = "ctrl+shift+space", value_name = "KEY")]
+    hotkey: String,
+    /// Press the hotkey to start and again to stop, instead of holding it.
+    #[arg(long)]
+    toggle: bool,
+    /// Use this terminal instead of a global hotkey: Space starts and stops, q quits (the
+    /// default when there is no X display).
+    #[arg(long)]
+    terminal: bool,
+    #[command(flatten)]
+    io: IoArgs,
+}
+
 pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
-    if args.fast && args.input_file.is_none() {
+    if args.fast && args.io.input_file.is_none() {
         return Err(UsageError("--fast only applies to --input-file".into()).into());
     }
     // Wake words before anything opens: a word that is not trained is a usage error.
-    let mut wake_words = if args.no_wake {
+    let wake_words = if args.no_wake {
         None
     } else {
         let names = if args.wake_words.is_empty() {
@@ -116,14 +141,76 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
         )?)
     };
     let stop = stop_on_signals();
-    // The input first: a missing device or file fails before the models load.
-    let source: Box<dyn Iterator<Item = Input>> = match &args.input_file {
+    let source = open_input(ctx, &args.io, args.fast, &stop)?;
+    let opts = ListenOptions {
+        endpoint: EndpointConfig {
+            hang: Duration::from_millis(args.hang_ms),
+            max_utterance: Duration::from_secs(args.io.max_utterance_s.max(1)),
+            ..EndpointConfig::default()
+        },
+        follow_up_s: args
+            .follow_up_s
+            .unwrap_or(f64::from(ctx.config.wake.follow_up_s)),
+        command_window_s: args
+            .command_window_s
+            .unwrap_or(f64::from(ctx.config.wake.command_window_s)),
+        barge_in: args.barge_in,
+        lockstep: args.fast,
+        ..ListenOptions::default()
+    };
+    run_loop(ctx, &args.io, source, wake_words, &opts, false)
+}
+
+/// `serena ptt`: push-to-talk through a global hotkey, or this terminal.
+pub fn run_ptt(ctx: &Ctx, args: PttArgs) -> anyhow::Result<ExitCode> {
+    let stop = stop_on_signals();
+    let hotkey = Trigger::Hotkey {
+        key: args.hotkey.clone(),
+        toggle: args.toggle,
+    };
+    let keys = if args.terminal {
+        ptt::start(&Trigger::Terminal, stop.clone())?
+    } else {
+        match ptt::start(&hotkey, stop.clone()) {
+            Ok(keys) => keys,
+            Err(PttError::NoDisplay(why)) if std::io::stdin().is_terminal() => {
+                eprintln!("serena: {why}; using this terminal instead");
+                ptt::start(&Trigger::Terminal, stop.clone())?
+            }
+            Err(e) => return Err(e.into()),
+        }
+    };
+    eprintln!("push-to-talk: {}\r", keys.describe);
+    let raw = keys.raw_terminal();
+    let source = open_input(ctx, &args.io, false, &stop)?;
+    let source = Box::new(TalkSource::new(source, keys));
+    let opts = ListenOptions {
+        endpoint: EndpointConfig {
+            max_utterance: Duration::from_secs(args.io.max_utterance_s.max(1)),
+            ..EndpointConfig::default()
+        },
+        follow_up_s: 0.0,
+        push_to_talk: true,
+        ..ListenOptions::default()
+    };
+    run_loop(ctx, &args.io, source, None, &opts, raw)
+}
+
+/// The microphone or the file played as one; opened before the models load, so a missing
+/// device or file fails fast.
+fn open_input(
+    ctx: &Ctx,
+    io: &IoArgs,
+    fast: bool,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<Box<dyn Iterator<Item = Input>>> {
+    Ok(match &io.input_file {
         Some(path) => {
             let samples = decode::decode_file_16k_mono(path)?;
-            Box::new(FileSource::new(samples, !args.fast, stop.clone()))
+            Box::new(FileSource::new(samples, !fast, stop.clone()))
         }
         None => {
-            let device = args
+            let device = io
                 .input_device
                 .clone()
                 .unwrap_or_else(|| ctx.config.audio.input_device.clone());
@@ -135,16 +222,23 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
             tracing::info!(device = ?live.device_name(), "listening on the microphone");
             Box::new(live)
         }
-    };
-    let spec = args.model.as_deref().unwrap_or(&ctx.config.stt.model);
+    })
+}
+
+/// Loads the engines and runs the pipeline until the input ends. `raw`: the terminal is in
+/// raw mode, so lines end with `\r\n`.
+fn run_loop(
+    ctx: &Ctx,
+    io: &IoArgs,
+    source: Box<dyn Iterator<Item = Input>>,
+    mut wake_words: Option<WakeWords>,
+    opts: &ListenOptions,
+    raw: bool,
+) -> anyhow::Result<ExitCode> {
+    let spec = io.model.as_deref().unwrap_or(&ctx.config.stt.model);
     let model = models::resolve(spec, ModelKind::Whisper, &ctx.dirs, &ctx.catalog)?;
     let engine = WhisperEngine::load_with(&model, ctx.config.stt.flash_attn)?;
     let decode_opts = DecodeOptions::for_command(&ctx.config.stt);
-    let endpoint = EndpointConfig {
-        hang: Duration::from_millis(args.hang_ms),
-        max_utterance: Duration::from_secs(args.max_utterance_s.max(1)),
-        ..EndpointConfig::default()
-    };
 
     let started = Instant::now();
     let mut handle = control::open(context(ctx))?;
@@ -167,23 +261,22 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
         Err(serena::tts::TtsError::Disabled) => None,
         Err(e) => return Err(e.into()),
     };
-    let mut speaker: Box<dyn Speaker> = match &args.output_file {
+    let mut speaker: Box<dyn Speaker> = match &io.output_file {
         Some(path) => Box::new(FileSpeaker::new(path, FILE_RATE)),
-        None => Box::new(DeviceSpeaker::open(&ctx.config.audio.output_device)?),
+        None => {
+            let device = io
+                .output_device
+                .as_deref()
+                .unwrap_or(&ctx.config.audio.output_device);
+            Box::new(DeviceSpeaker::open(device)?)
+        }
     };
-    let opts = ListenOptions {
-        endpoint,
-        follow_up_s: args
-            .follow_up_s
-            .unwrap_or(f64::from(ctx.config.wake.follow_up_s)),
-        command_window_s: args
-            .command_window_s
-            .unwrap_or(f64::from(ctx.config.wake.command_window_s)),
-        barge_in: args.barge_in,
-        lockstep: args.fast,
-        ..ListenOptions::default()
+    let format = io.events;
+    let end = if raw && std::io::stdout().is_terminal() {
+        "\r\n"
+    } else {
+        "\n"
     };
-    let format = args.events;
     let mut emit = |event: &Event| {
         let t_ms = started.elapsed().as_millis() as u64;
         let line = match format {
@@ -197,7 +290,7 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
             EventFormat::Text => format!("{t_ms:>7} ms  {}", text_of(event)),
         };
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        let _ = write!(out, "{line}{end}").and_then(|()| out.flush());
     };
     let stats = Stats::default();
     listen::run(
@@ -210,7 +303,7 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
         },
         wake_words.as_mut().map(|w| w as &mut dyn WakeDetector),
         speaker.as_mut(),
-        &opts,
+        opts,
         &stats,
         &mut emit,
     );
@@ -253,10 +346,19 @@ const FILE_RATE: u32 = 22_050;
 
 fn text_of(event: &Event) -> String {
     match event {
-        Event::Listening { wake_words } if wake_words.is_empty() => {
+        Event::Listening {
+            push_to_talk: true, ..
+        } => "ready: talk while the key is down".into(),
+        Event::Listening { wake_words, .. } if wake_words.is_empty() => {
             "listening (every utterance is answered)".into()
         }
-        Event::Listening { wake_words } => format!("listening for {}", wake_words.join(", ")),
+        Event::Listening { wake_words, .. } => format!("listening for {}", wake_words.join(", ")),
+        Event::TalkStart { at_s } => format!("talking from {at_s:.2} s"),
+        Event::TalkEnd {
+            at_s,
+            reason,
+            audio_s,
+        } => format!("talk ends at {at_s:.2} s ({reason}, {audio_s:.1} s heard)"),
         Event::SpeechStart { at_s } => format!("speech starts at {at_s:.2} s"),
         Event::SpeechEnd { at_s, reason, .. } => format!("speech ends at {at_s:.2} s ({reason:?})"),
         Event::Wake { name, score, at_s } => {

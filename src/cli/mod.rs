@@ -69,6 +69,8 @@ enum Command {
     Ask(ask_cmd::AskArgs),
     /// Always-on voice commands: wait for a wake word, hear the command, answer out loud.
     Listen(listen_cmd::ListenArgs),
+    /// Push-to-talk: hold a global hotkey (or toggle in the terminal), speak, release.
+    Ptt(listen_cmd::PttArgs),
     /// Train, list, test and remove wake words.
     #[command(subcommand)]
     Wake(wake_cmd::WakeCmd),
@@ -190,6 +192,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Devices(args) => devices_cmd::run(&ctx, args),
         Command::Listen(args) => listen_cmd::run(&ctx, args),
         Command::Wake(cmd) => wake_cmd::run(&ctx, cmd),
+        Command::Ptt(args) => listen_cmd::run_ptt(&ctx, args),
         Command::Tools(cmd) => tools_cmd::run(&ctx, cmd),
         Command::Serve(args) => serve_cmd::run(&ctx, args),
         Command::History(args) => store_cmds::history(&ctx, args),
@@ -220,6 +223,13 @@ pub fn exit_code_of(err: &anyhow::Error) -> ExitCode {
         }
         if let Some(e) = cause.downcast_ref::<serena::audio::devices::DeviceError>() {
             return e.exit_code();
+        }
+        if let Some(e) = cause.downcast_ref::<serena::pipeline::ptt::PttError>() {
+            use serena::pipeline::ptt::PttError as P;
+            return match e {
+                P::BadHotkey { .. } => ExitCode::Usage,
+                P::NoDisplay(_) | P::Grab { .. } | P::NoTerminal(_) => ExitCode::Device,
+            };
         }
         if let Some(e) = cause.downcast_ref::<serena::wake::WakeError>() {
             return e.exit_code();

@@ -269,7 +269,7 @@ fn record(device: &str, seconds: u32) -> anyhow::Result<Vec<f32>> {
             Input::DeviceLost(message) => {
                 anyhow::bail!("the microphone stopped while recording: {message}")
             }
-            Input::Overrun(_) | Input::DeviceRestored => {}
+            Input::Overrun(_) | Input::DeviceRestored | Input::Talk(_) => {}
         }
         if audio.len() >= want {
             break;

@@ -43,6 +43,10 @@ pub const FRAME: usize = 480;
 
 /// How long after an utterance a late wake-word detection still counts for it.
 const WAKE_LAG: f64 = 1.5;
+/// Push-to-talk pre-roll: audio kept from before the key went down (0.2 s).
+const PTT_PRE_ROLL: usize = RATE as usize / 5;
+/// A push-to-talk press shorter than this (0.3 s, pre-roll included) is a slip, not a command.
+const PTT_MIN_SAMPLES: usize = RATE as usize * 3 / 10;
 /// Where a detector places a word's end may be this much after the VAD's end of speech.
 const WAKE_END_SLACK: f64 = 0.5;
 /// An utterance that goes on less than this past the wake word's end is the wake word alone.
@@ -62,6 +66,9 @@ pub enum Input {
     DeviceLost(String),
     /// The device works again.
     DeviceRestored,
+    /// Push-to-talk: the key went down (`true`: start hearing) or up (`false`: answer what
+    /// was heard).
+    Talk(bool),
 }
 
 /// A wake word heard in the audio.
@@ -129,6 +136,9 @@ pub struct ListenOptions {
     pub lockstep: bool,
     /// Words that stop speaking and get no answer.
     pub stop_words: Vec<String>,
+    /// Push-to-talk: utterances are what is heard between [`Input::Talk`]`(true)` and
+    /// `Talk(false)`; no VAD, end of speech or wake word.
+    pub push_to_talk: bool,
 }
 
 impl Default for ListenOptions {
@@ -142,6 +152,7 @@ impl Default for ListenOptions {
             stop_words: ["stop", "cancel", "never mind", "be quiet", "shut up"]
                 .map(String::from)
                 .to_vec(),
+            push_to_talk: false,
         }
     }
 }
@@ -152,8 +163,25 @@ impl Default for ListenOptions {
 pub enum Event {
     /// Listening has begun.
     Listening {
-        /// Whether a wake word is needed.
+        /// The wake words needed (none: every utterance, or push-to-talk).
         wake_words: Vec<String>,
+        /// Whether utterances are push-to-talk.
+        push_to_talk: bool,
+    },
+    /// Push-to-talk: the key went down; what follows is heard.
+    TalkStart {
+        /// Position in the input.
+        at_s: f64,
+    },
+    /// Push-to-talk: the key went up (or the utterance reached its longest); what was heard
+    /// is answered.
+    TalkEnd {
+        /// Position in the input.
+        at_s: f64,
+        /// `released`, `max_length` or `end_of_input`.
+        reason: &'static str,
+        /// Length of the utterance's audio.
+        audio_s: f64,
     },
     /// Speech began.
     SpeechStart {
@@ -357,16 +385,24 @@ pub fn run(
             utt_tx: Some(utt_tx),
             ev_rx,
             in_flight: 0,
-            needs_wake: wake.is_some(),
+            needs_wake: wake.is_some() && !opts.push_to_talk,
+            talk: None,
+            recent: std::collections::VecDeque::with_capacity(PTT_PRE_ROLL),
         };
         emit(&Event::Listening {
             wake_words: wake.as_ref().map(|w| w.names()).unwrap_or_default(),
+            push_to_talk: opts.push_to_talk,
         });
         for item in input {
             match item {
+                Input::Frame(frame) if opts.push_to_talk => {
+                    front.talk_frame(&frame, speaker, emit);
+                }
                 Input::Frame(frame) => {
                     front.frame(&frame, wake.as_deref_mut(), speaker, emit);
                 }
+                Input::Talk(true) => front.talk_start(speaker, emit),
+                Input::Talk(false) => front.talk_end("released", emit),
                 Input::Overrun(samples) => {
                     stats.overrun_samples.fetch_add(samples, Ordering::Relaxed);
                     emit(&Event::Overrun { samples });
@@ -376,6 +412,7 @@ pub fn run(
             }
         }
         // The input ended: the utterance in progress is finished and answered.
+        front.talk_end("end_of_input", emit);
         if let Some(event) = front.ep.finish_input() {
             front.endpoint_event(event, speaker, emit);
         }
@@ -423,9 +460,70 @@ struct Front<'a> {
     in_flight: u32,
     /// Whether utterances need a wake word (or a window).
     needs_wake: bool,
+    /// Push-to-talk: the audio since the key went down.
+    talk: Option<Vec<f32>>,
+    /// Push-to-talk: the last samples before the key went down (people start speaking as
+    /// they press).
+    recent: std::collections::VecDeque<f32>,
 }
 
 impl Front<'_> {
+    /// Push-to-talk: a frame is kept while the key is down, else only as pre-roll.
+    fn talk_frame(
+        &mut self,
+        frame: &[f32],
+        speaker: &mut dyn Speaker,
+        emit: &mut dyn FnMut(&Event),
+    ) {
+        self.position += frame.len() as u64;
+        self.drain(speaker, emit, false);
+        self.speaker_tick(frame.len(), speaker, emit);
+        match &mut self.talk {
+            Some(audio) => {
+                audio.extend_from_slice(frame);
+                if audio.len() as f64
+                    >= self.opts.endpoint.max_utterance.as_secs_f64() * f64::from(RATE)
+                {
+                    self.talk_end("max_length", emit);
+                }
+            }
+            None => {
+                for &x in frame {
+                    if self.recent.len() == PTT_PRE_ROLL {
+                        self.recent.pop_front();
+                    }
+                    self.recent.push_back(x);
+                }
+            }
+        }
+    }
+
+    fn talk_start(&mut self, speaker: &mut dyn Speaker, emit: &mut dyn FnMut(&Event)) {
+        if self.talk.is_some() {
+            return;
+        }
+        // Talking over a reply stops it, whatever the barge-in setting: the key is deliberate.
+        self.barge_in("talk", speaker, emit);
+        let mut audio = Vec::with_capacity(RATE as usize * 4);
+        audio.extend(self.recent.drain(..));
+        self.talk = Some(audio);
+        emit(&Event::TalkStart { at_s: self.now_s() });
+    }
+
+    fn talk_end(&mut self, reason: &'static str, emit: &mut dyn FnMut(&Event)) {
+        let Some(audio) = self.talk.take() else {
+            return;
+        };
+        emit(&Event::TalkEnd {
+            at_s: self.now_s(),
+            reason,
+            audio_s: audio.len() as f64 / f64::from(RATE),
+        });
+        if audio.len() >= PTT_MIN_SAMPLES {
+            self.dispatch(audio, None, Instant::now(), emit);
+        }
+    }
+
     fn now_s(&self) -> f64 {
         self.position as f64 / f64::from(RATE)
     }

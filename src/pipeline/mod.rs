@@ -8,5 +8,6 @@
 
 pub mod endpoint;
 pub mod listen;
+pub mod ptt;
 pub mod source;
 pub mod speaker;

@@ -12,8 +12,9 @@ use serde_json::Value;
 use crate::common::{audio, words, Env};
 use crate::pulse;
 
-/// `serena listen` as a child with the virtual devices; its event lines on a channel.
-struct Listening {
+/// `serena listen` (or `ptt`) as a child with the virtual devices; its event lines on a
+/// channel.
+pub(crate) struct Listening {
     child: Child,
     events: mpsc::Receiver<Value>,
     seen: Vec<Value>,
@@ -21,6 +22,18 @@ struct Listening {
 
 impl Listening {
     fn start(env: &Env, server: &pulse::Pulse, extra: &[&str]) -> Listening {
+        let mut args = vec!["listen", "--no-wake", "--events", "json"];
+        args.extend_from_slice(extra);
+        Listening::spawn(env, server, &args, &[])
+    }
+
+    /// `serena ARGS` with the virtual devices and `envs` added.
+    pub(crate) fn spawn(
+        env: &Env,
+        server: &pulse::Pulse,
+        args: &[&str],
+        envs: &[(&str, &str)],
+    ) -> Listening {
         let bin = assert_cmd::cargo::cargo_bin("serena");
         let mut child = Command::new(bin)
             .current_dir(env.path())
@@ -32,8 +45,8 @@ impl Listening {
             .env("RUST_LOG", "warn")
             .envs(server.env())
             .env("HOME", server.dir.path())
-            .args(["listen", "--no-wake", "--events", "json"])
-            .args(extra)
+            .envs(envs.iter().copied())
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -57,7 +70,7 @@ impl Listening {
     }
 
     /// Events until (and including) the first `kind`, within `limit`.
-    fn until(&mut self, kind: &str, limit: Duration) -> Vec<Value> {
+    pub(crate) fn until(&mut self, kind: &str, limit: Duration) -> Vec<Value> {
         let deadline = Instant::now() + limit;
         let mut got = Vec::new();
         loop {
@@ -77,7 +90,7 @@ impl Listening {
     }
 
     /// Ctrl-C, and the exit status.
-    fn interrupt(&mut self) -> Option<i32> {
+    pub(crate) fn interrupt(&mut self) -> Option<i32> {
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: signalling our own child.
         unsafe { libc::kill(pid, libc::SIGINT) };
@@ -113,7 +126,7 @@ fn transcribe_raw(env: &Env, raw: &std::path::Path) -> String {
 }
 
 /// A clip with silence around it, at 16 kHz, written to the test's directory.
-fn padded(env: &Env, clip: &str, before_s: f32, after_s: f32) -> std::path::PathBuf {
+pub(crate) fn padded(env: &Env, clip: &str, before_s: f32, after_s: f32) -> std::path::PathBuf {
     let mut samples = vec![0.0f32; (before_s * 16_000.0) as usize];
     samples.extend(serena::audio::decode::decode_file_16k_mono(&audio(clip)).expect("decode"));
     samples.extend(vec![0.0f32; (after_s * 16_000.0) as usize]);
@@ -122,7 +135,7 @@ fn padded(env: &Env, clip: &str, before_s: f32, after_s: f32) -> std::path::Path
     path
 }
 
-fn of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+pub(crate) fn of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events.iter().filter(|e| e["event"] == kind).collect()
 }
 

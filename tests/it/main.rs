@@ -20,6 +20,7 @@ mod online;
 mod online_server;
 mod parity;
 mod power;
+mod ptt;
 mod serve_api;
 mod store;
 mod transcribe;
