@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 use serena::audio::capture::{CaptureError, CaptureOptions};
 use serena::audio::decode;
-use serena::control;
+use serena::control::{self, PowerInForce};
 use serena::error::ExitCode;
 use serena::models::{self, ModelKind};
 use serena::pipeline::endpoint::EndpointConfig;
@@ -21,8 +21,10 @@ use serena::pipeline::listen::{
 use serena::pipeline::ptt::{self, PttError, TalkSource, Trigger};
 use serena::pipeline::source::{FileSource, LiveSource};
 use serena::pipeline::speaker::{DeviceSpeaker, FileSpeaker, Speaker};
+use serena::power::{Profile, ProfileSettings, VadEngine};
 use serena::store::InputMode;
 use serena::stt::{DecodeOptions, WhisperEngine};
+use serena::vad::SileroVad;
 use serena::wake::{DetectorConfig, WakeWords};
 
 use super::store_cmds::context;
@@ -99,6 +101,20 @@ pub struct ListenArgs {
     /// What may interrupt a reply while it plays.
     #[arg(long, value_enum, default_value_t = BargeIn::Speech)]
     barge_in: BargeIn,
+    /// Voice activity detection: the energy VAD alone (nearly free), or also Silero on each
+    /// utterance before whisper (drops noise, trims silence); auto follows the power profile.
+    #[arg(long, value_enum, default_value_t = VadChoice::Auto)]
+    vad: VadChoice,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum VadChoice {
+    /// The power profile's choice (Silero on mains and balanced, energy in saver).
+    Auto,
+    /// The energy VAD alone.
+    Energy,
+    /// The energy VAD, then Silero on each utterance (model: stt.vad_model).
+    Silero,
 }
 
 #[derive(Debug, Args)]
@@ -141,8 +157,9 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
         )?)
     };
     let stop = stop_on_signals();
-    let source = open_input(ctx, &args.io, args.fast, &stop)?;
-    let opts = ListenOptions {
+    let mut handle = control::open(context(ctx))?;
+    let power = power_now(&mut handle);
+    let mut opts = ListenOptions {
         endpoint: EndpointConfig {
             hang: Duration::from_millis(args.hang_ms),
             max_utterance: Duration::from_secs(args.io.max_utterance_s.max(1)),
@@ -158,7 +175,87 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
         lockstep: args.fast,
         ..ListenOptions::default()
     };
-    run_loop(ctx, &args.io, source, wake_words, &opts, false)
+    // A critical battery suspends always-on listening: say so, and take push-to-talk only.
+    if power.as_ref().is_some_and(|p| !p.settings.always_listening) {
+        eprintln!(
+            "serena: the battery is critical: always-on listening is suspended, push-to-talk only"
+        );
+        let keys = start_trigger(
+            &Trigger::Hotkey {
+                key: DEFAULT_HOTKEY.into(),
+                toggle: false,
+            },
+            false,
+            &stop,
+        )?;
+        eprintln!("push-to-talk: {}\r", keys.describe);
+        let raw = keys.raw_terminal();
+        let source = open_input(ctx, &args.io, false, &stop)?;
+        let source = Box::new(TalkSource::new(source, keys));
+        opts.push_to_talk = true;
+        opts.follow_up_s = 0.0;
+        opts.lockstep = false;
+        let run = Run {
+            handle,
+            power,
+            vad: VadChoice::Energy,
+            notice: Some(serena::power::profile::CRITICAL_NOTICE),
+            raw,
+        };
+        return run_loop(ctx, &args.io, source, None, &opts, run);
+    }
+    let source = open_input(ctx, &args.io, args.fast, &stop)?;
+    let run = Run {
+        handle,
+        power,
+        vad: args.vad,
+        notice: None,
+        raw: false,
+    };
+    run_loop(ctx, &args.io, source, wake_words, &opts, run)
+}
+
+/// The hotkey `ptt` grabs unless told otherwise.
+const DEFAULT_HOTKEY: &str = "ctrl+shift+space";
+
+/// The power profile in force, or `None` (logged) when it cannot be read.
+fn power_now(handle: &mut control::Handle) -> Option<PowerInForce> {
+    match handle.power() {
+        Ok(p) => Some(p),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the power profile; using the configured settings");
+            None
+        }
+    }
+}
+
+/// Starts the hotkey, or the terminal when asked to or when there is no display.
+fn start_trigger(
+    hotkey: &Trigger,
+    terminal: bool,
+    stop: &Arc<AtomicBool>,
+) -> anyhow::Result<ptt::Keys> {
+    if terminal {
+        return Ok(ptt::start(&Trigger::Terminal, stop.clone())?);
+    }
+    match ptt::start(hotkey, stop.clone()) {
+        Ok(keys) => Ok(keys),
+        Err(PttError::NoDisplay(why)) if std::io::stdin().is_terminal() => {
+            eprintln!("serena: {why}; using this terminal instead");
+            Ok(ptt::start(&Trigger::Terminal, stop.clone())?)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// What `run_loop` needs besides the input: the store handle, the power profile, the VAD
+/// choice, a notice to say first, and whether the terminal is raw.
+struct Run {
+    handle: control::Handle,
+    power: Option<PowerInForce>,
+    vad: VadChoice,
+    notice: Option<&'static str>,
+    raw: bool,
 }
 
 /// `serena ptt`: push-to-talk through a global hotkey, or this terminal.
@@ -168,18 +265,7 @@ pub fn run_ptt(ctx: &Ctx, args: PttArgs) -> anyhow::Result<ExitCode> {
         key: args.hotkey.clone(),
         toggle: args.toggle,
     };
-    let keys = if args.terminal {
-        ptt::start(&Trigger::Terminal, stop.clone())?
-    } else {
-        match ptt::start(&hotkey, stop.clone()) {
-            Ok(keys) => keys,
-            Err(PttError::NoDisplay(why)) if std::io::stdin().is_terminal() => {
-                eprintln!("serena: {why}; using this terminal instead");
-                ptt::start(&Trigger::Terminal, stop.clone())?
-            }
-            Err(e) => return Err(e.into()),
-        }
-    };
+    let keys = start_trigger(&hotkey, args.terminal, &stop)?;
     eprintln!("push-to-talk: {}\r", keys.describe);
     let raw = keys.raw_terminal();
     let source = open_input(ctx, &args.io, false, &stop)?;
@@ -193,7 +279,16 @@ pub fn run_ptt(ctx: &Ctx, args: PttArgs) -> anyhow::Result<ExitCode> {
         push_to_talk: true,
         ..ListenOptions::default()
     };
-    run_loop(ctx, &args.io, source, None, &opts, raw)
+    let mut handle = control::open(context(ctx))?;
+    let power = power_now(&mut handle);
+    let run = Run {
+        handle,
+        power,
+        vad: VadChoice::Energy,
+        notice: None,
+        raw,
+    };
+    run_loop(ctx, &args.io, source, None, &opts, run)
 }
 
 /// The microphone or the file played as one; opened before the models load, so a missing
@@ -225,23 +320,76 @@ fn open_input(
     })
 }
 
-/// Loads the engines and runs the pipeline until the input ends. `raw`: the terminal is in
-/// raw mode, so lines end with `\r\n`.
+/// Loads the engines, applies the power profile and runs the pipeline until the input ends.
 fn run_loop(
     ctx: &Ctx,
     io: &IoArgs,
     source: Box<dyn Iterator<Item = Input>>,
     mut wake_words: Option<WakeWords>,
     opts: &ListenOptions,
-    raw: bool,
+    run: Run,
 ) -> anyhow::Result<ExitCode> {
+    let Run {
+        mut handle,
+        power,
+        vad,
+        notice,
+        raw,
+    } = run;
+    let settings = power.as_ref().map(|p| p.settings.clone());
     let spec = io.model.as_deref().unwrap_or(&ctx.config.stt.model);
     let model = models::resolve(spec, ModelKind::Whisper, &ctx.dirs, &ctx.catalog)?;
     let engine = WhisperEngine::load_with(&model, ctx.config.stt.flash_attn)?;
-    let decode_opts = DecodeOptions::for_command(&ctx.config.stt);
+    let mut decode_opts = DecodeOptions::for_command(&ctx.config.stt);
+    if let Some(s) = &settings {
+        decode_opts.threads = s.stt_threads;
+    }
+    let mut opts = opts.clone();
+    if settings.as_ref().is_some_and(|s| s.partial_transcripts) && !opts.push_to_talk {
+        opts.partial_every_s = PARTIAL_EVERY_S;
+    }
+    let use_silero = match vad {
+        VadChoice::Energy => false,
+        VadChoice::Silero => true,
+        VadChoice::Auto => settings
+            .as_ref()
+            .is_none_or(|s| s.vad_engine == VadEngine::Silero),
+    };
+    let mut silero = if use_silero {
+        match models::resolve(
+            &ctx.config.stt.vad_model,
+            ModelKind::Vad,
+            &ctx.dirs,
+            &ctx.catalog,
+        )
+        .map_err(anyhow::Error::from)
+        .and_then(|m| Ok(SileroVad::load(&m, 1)?))
+        {
+            Ok(v) => Some(v),
+            Err(e) if vad == VadChoice::Auto => {
+                tracing::info!(error = %e, "no Silero VAD model: the energy VAD alone decides");
+                None
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        None
+    };
 
     let started = Instant::now();
-    let mut handle = control::open(context(ctx))?;
+    let base = serena::power::now::base(&ctx.config);
+    let mut current = settings
+        .as_ref()
+        .map(|s| s.profile.to_string())
+        .unwrap_or_default();
+    let mut on_profile = move |profile: &str| -> Option<ProfileSettings> {
+        if profile.is_empty() || profile == current {
+            return None;
+        }
+        current = profile.to_string();
+        let p: Profile = profile.parse().ok()?;
+        Some(ProfileSettings::for_profile(p, &base))
+    };
     let mut answer = move |text: &str| -> Result<Answered, String> {
         let a = handle
             .ask(text, InputMode::Voice)
@@ -254,6 +402,7 @@ fn run_loop(
                 .ok()
                 .and_then(|v| v.as_str().map(str::to_string))
                 .unwrap_or_default(),
+            power_profile: a.power_profile,
         })
     };
     let synth = match serena::tts::from_config(&ctx.config.tts) {
@@ -292,18 +441,38 @@ fn run_loop(
         let mut out = std::io::stdout().lock();
         let _ = write!(out, "{line}{end}").and_then(|()| out.flush());
     };
+    if let Some(p) = &power {
+        emit(&Event::Profile {
+            profile: p.profile.to_string(),
+        });
+        tracing::info!(profile = %p.profile, source = %p.source, silero = silero.is_some(), "power profile");
+    }
+    if let (Some(text), Some(synth)) = (notice, synth.as_deref()) {
+        match synth.synthesize(text) {
+            Ok(speech) => {
+                if let Err(message) = speaker.queue(speech) {
+                    emit(&Event::Error { message });
+                }
+            }
+            Err(e) => emit(&Event::Error {
+                message: e.to_string(),
+            }),
+        }
+    }
     let stats = Stats::default();
     listen::run(
         source,
         Brain {
             engine: &engine,
-            decode: &decode_opts,
+            decode: decode_opts,
             answer: &mut answer,
             synth: synth.as_deref(),
+            vad: silero.as_mut(),
+            on_profile: Some(&mut on_profile),
         },
         wake_words.as_mut().map(|w| w as &mut dyn WakeDetector),
         speaker.as_mut(),
-        opts,
+        &opts,
         &stats,
         &mut emit,
     );
@@ -344,6 +513,9 @@ fn stop_on_signals() -> Arc<AtomicBool> {
 /// resampled.
 const FILE_RATE: u32 = 22_050;
 
+/// Partial transcripts, when the profile turns them on: every second of speech.
+const PARTIAL_EVERY_S: f64 = 1.0;
+
 fn text_of(event: &Event) -> String {
     match event {
         Event::Listening {
@@ -366,8 +538,18 @@ fn text_of(event: &Event) -> String {
         }
         Event::Window { kind, until_s } => format!("{kind} window until {until_s:.2} s"),
         Event::Transcript {
+            text,
+            latency_ms,
+            partial: true,
+            ..
+        } => format!("hearing {text:?}... ({latency_ms} ms)"),
+        Event::Transcript {
             text, latency_ms, ..
         } => format!("heard {text:?} ({latency_ms} ms)"),
+        Event::Rejected { audio_s, .. } => {
+            format!("not speech ({audio_s:.1} s of sound; Silero heard no voice)")
+        }
+        Event::Profile { profile } => format!("power profile: {profile}"),
         Event::Reply { text, source, .. } => format!("reply ({source}): {text}"),
         Event::SpeakingStart { first_audio_ms, .. } => {
             format!("speaking ({first_audio_ms} ms after the end of speech)")

@@ -41,8 +41,8 @@ use serde_json::Value;
 pub use client::{Client, DEFAULT_TIMEOUT, SLOW_TIMEOUT};
 pub use error::{kind_name, ControlError};
 pub use protocol::{
-    BackupSummary, Count, ErrorCode, ListSummary, ListView, Passphrase, Pong, Request,
-    ServerStatus, Settings, StoreCounts, PROTOCOL_VERSION,
+    BackupSummary, Count, ErrorCode, ListSummary, ListView, Passphrase, Pong, PowerInForce,
+    Request, ServerStatus, Settings, StoreCounts, PROTOCOL_VERSION,
 };
 pub use service::{Context, Role, Service};
 pub use shutdown::Shutdown;
@@ -192,6 +192,15 @@ impl Handle {
     /// As [`Handle::call`].
     pub fn status(&mut self) -> Result<ServerStatus, ControlError> {
         self.call(Request::Status)
+    }
+
+    /// The power profile in force (read from the power source now, with the hysteresis
+    /// and pins kept in the store).
+    ///
+    /// # Errors
+    /// As [`Handle::call`].
+    pub fn power(&mut self) -> Result<PowerInForce, ControlError> {
+        self.call(Request::Power)
     }
 
     /// Answers a question (recorded in the history).

@@ -95,6 +95,8 @@ pub enum Request {
     Ping,
     /// What the owner is doing. Result: [`ServerStatus`].
     Status,
+    /// The power profile in force and its settings. Result: [`PowerInForce`].
+    Power,
     /// Answer a question (router → skill, or language model → fallback), recorded in the
     /// history. Result: [`crate::answer::Answer`].
     Ask {
@@ -208,6 +210,7 @@ impl Request {
         match self {
             Request::Ping => "ping",
             Request::Status => "status",
+            Request::Power => "power",
             Request::Ask { .. } => "ask",
             Request::NotesList => "notes_list",
             Request::NotesAdd { .. } => "notes_add",
@@ -449,6 +452,17 @@ pub struct ServerStatus {
     pub requests: u64,
     /// What the store holds.
     pub counts: StoreCounts,
+}
+
+/// The power profile in force, as `listen` applies it between utterances.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PowerInForce {
+    /// The profile.
+    pub profile: crate::power::Profile,
+    /// What it sets.
+    pub settings: crate::power::ProfileSettings,
+    /// The power source, described.
+    pub source: String,
 }
 
 /// A count of removed things.

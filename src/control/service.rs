@@ -21,8 +21,8 @@ use crate::store::{self, Store, TimerState};
 
 use super::error::ControlError;
 use super::protocol::{
-    BackupSummary, Count, ListSummary, ListView, Pong, Request, ServerStatus, StoreCounts,
-    PROTOCOL_VERSION,
+    BackupSummary, Count, ListSummary, ListView, Pong, PowerInForce, Request, ServerStatus,
+    StoreCounts, PROTOCOL_VERSION,
 };
 
 /// What answering needs besides the store: configuration, model lookup, the data directory.
@@ -169,6 +169,15 @@ impl Service {
                 protocol: PROTOCOL_VERSION,
             }),
             Request::Status => to_value(self.status()?),
+            Request::Power => {
+                let now_ms = store::now_ms();
+                let power = crate::power::now::resolve(&self.ctx.config, s, now_ms);
+                to_value(PowerInForce {
+                    profile: power.profile,
+                    settings: power.settings,
+                    source: power.source,
+                })
+            }
             Request::Ask {
                 text,
                 mode,

@@ -112,6 +112,11 @@ impl Endpointer {
         self.utterance.is_some()
     }
 
+    /// The utterance collected so far, while one is in progress.
+    pub fn current(&self) -> Option<&[f32]> {
+        self.utterance.as_deref()
+    }
+
     /// Push one frame and the VAD's verdict for it.
     pub fn push(&mut self, frame: &[f32], speech: bool) -> Vec<EndpointEvent> {
         let mut events = Vec::new();

@@ -34,15 +34,19 @@ use serde::Serialize;
 
 use super::endpoint::{EndReason, EndpointConfig, EndpointEvent, Endpointer, EnergyVad, RATE};
 use super::speaker::Speaker;
+use crate::power::ProfileSettings;
 use crate::stt::command::transcribe_command;
 use crate::stt::{DecodeOptions, WhisperEngine};
 use crate::tts::{Speech, Synthesizer};
+use crate::vad::{SileroVad, VadParams};
 
 /// Samples per frame handed to the VAD (30 ms).
 pub const FRAME: usize = 480;
 
 /// How long after an utterance a late wake-word detection still counts for it.
 const WAKE_LAG: f64 = 1.5;
+/// How often partial transcripts are made when the profile turns them on, seconds of speech.
+const PARTIAL_EVERY_S: f64 = 1.0;
 /// Push-to-talk pre-roll: audio kept from before the key went down (0.2 s).
 const PTT_PRE_ROLL: usize = RATE as usize / 5;
 /// A push-to-talk press shorter than this (0.3 s, pre-roll included) is a slip, not a command.
@@ -106,6 +110,8 @@ pub struct Answered {
     pub reply: String,
     /// Who answered.
     pub source: String,
+    /// The power profile the answer was given under (empty: unknown).
+    pub power_profile: String,
 }
 
 /// When speech may interrupt a reply.
@@ -139,6 +145,9 @@ pub struct ListenOptions {
     /// Push-to-talk: utterances are what is heard between [`Input::Talk`]`(true)` and
     /// `Talk(false)`; no VAD, end of speech or wake word.
     pub push_to_talk: bool,
+    /// Partial transcripts: while an utterance that will be answered goes on, whisper hears
+    /// what there is so far every this many seconds of speech (0: off), when it is idle.
+    pub partial_every_s: f64,
 }
 
 impl Default for ListenOptions {
@@ -153,6 +162,7 @@ impl Default for ListenOptions {
                 .map(String::from)
                 .to_vec(),
             push_to_talk: false,
+            partial_every_s: 0.0,
         }
     }
 }
@@ -197,6 +207,19 @@ pub enum Event {
         /// Length of the utterance's audio.
         audio_s: f64,
     },
+    /// An utterance the energy VAD let through, in which Silero heard no speech: not
+    /// transcribed.
+    Rejected {
+        /// Its length.
+        audio_s: f64,
+        /// Milliseconds Silero took.
+        vad_ms: u64,
+    },
+    /// The power profile in force changed (between utterances).
+    Profile {
+        /// The new profile.
+        profile: String,
+    },
     /// A wake word was heard.
     Wake {
         /// Which.
@@ -215,6 +238,8 @@ pub enum Event {
     },
     /// The final transcript.
     Transcript {
+        /// Whether this is a partial transcript of an utterance still going on.
+        partial: bool,
         /// What was heard (the wake phrase cut off).
         text: String,
         /// Milliseconds in the recogniser.
@@ -307,17 +332,29 @@ pub struct Stats {
 pub struct Brain<'a> {
     /// Whisper.
     pub engine: &'a WhisperEngine,
-    /// Decoding settings for commands.
-    pub decode: &'a DecodeOptions,
+    /// Decoding settings for commands (threads change with the power profile).
+    pub decode: DecodeOptions,
     /// Answers a transcript.
     pub answer: &'a mut (dyn FnMut(&str) -> Result<Answered, String> + Send),
     /// The synthesizer; `None`: replies are not spoken.
     pub synth: Option<&'a dyn Synthesizer>,
+    /// Silero, to check each utterance for speech (and trim it) before whisper; `None`:
+    /// the energy VAD's verdict stands.
+    pub vad: Option<&'a mut SileroVad>,
+    /// Called after each answer with the power profile it was given; returns the settings to
+    /// apply from the next utterance when the profile changed.
+    pub on_profile: Option<&'a mut OnProfile>,
 }
+
+/// See [`Brain::on_profile`]: given the profile an answer was given under, the settings to
+/// apply when it changed.
+pub type OnProfile = dyn FnMut(&str) -> Option<ProfileSettings> + Send;
 
 struct Utterance {
     id: u64,
     audio: Vec<f32>,
+    /// A partial transcript of an utterance still going on: transcribed, not answered.
+    partial: bool,
     /// The wake phrase to cut from the transcript.
     wake_phrase: Option<String>,
     ended_at: Instant,
@@ -336,8 +373,11 @@ enum FromBrain {
     WakeOnly,
     /// A stop word.
     Stop,
+    /// A new power profile's settings, for the front.
+    Profile(ProfileSettings),
     Done {
         id: u64,
+        partial: bool,
     },
 }
 
@@ -387,6 +427,8 @@ pub fn run(
             in_flight: 0,
             needs_wake: wake.is_some() && !opts.push_to_talk,
             talk: None,
+            partial_every_s: opts.partial_every_s,
+            partial_at: 0,
             recent: std::collections::VecDeque::with_capacity(PTT_PRE_ROLL),
         };
         emit(&Event::Listening {
@@ -462,6 +504,10 @@ struct Front<'a> {
     needs_wake: bool,
     /// Push-to-talk: the audio since the key went down.
     talk: Option<Vec<f32>>,
+    /// Partial transcripts every this many seconds of speech (0: off).
+    partial_every_s: f64,
+    /// Length of the utterance when its last partial was sent.
+    partial_at: usize,
     /// Push-to-talk: the last samples before the key went down (people start speaking as
     /// they press).
     recent: std::collections::VecDeque<f32>,
@@ -576,6 +622,37 @@ impl Front<'_> {
         for event in self.ep.push(frame, speech) {
             self.endpoint_event(event, speaker, emit);
         }
+        self.maybe_partial();
+    }
+
+    /// While an utterance that will be answered goes on and the brain is idle, every
+    /// `partial_every_s` of it goes to whisper for a partial transcript.
+    fn maybe_partial(&mut self) {
+        if self.partial_every_s <= 0.0 || self.in_flight > 0 {
+            return;
+        }
+        let answered = !self.needs_wake || self.window_until.is_some_and(|u| self.position <= u);
+        let Some(audio) = self.ep.current().filter(|_| answered) else {
+            self.partial_at = 0;
+            return;
+        };
+        if audio.len() < self.partial_at + Self::samples(self.partial_every_s) as usize {
+            return;
+        }
+        self.partial_at = audio.len();
+        let Some(tx) = &self.utt_tx else { return };
+        let utt = Utterance {
+            id: self.next_id + 1,
+            audio: audio.to_vec(),
+            partial: true,
+            wake_phrase: None,
+            ended_at: Instant::now(),
+        };
+        // A partial is optional: when the brain cannot take it, it is skipped, not counted.
+        if tx.try_send(utt).is_ok() {
+            self.next_id += 1;
+            self.in_flight += 1;
+        }
     }
 
     fn endpoint_event(
@@ -687,9 +764,11 @@ impl Front<'_> {
     ) {
         let Some(tx) = &self.utt_tx else { return };
         self.next_id += 1;
+        self.partial_at = 0;
         let utt = Utterance {
             id: self.next_id,
             audio,
+            partial: false,
             wake_phrase,
             ended_at,
         };
@@ -808,8 +887,18 @@ impl Front<'_> {
             FromBrain::Stop => {
                 self.barge_in("stop_word", speaker, emit);
             }
-            FromBrain::Done { id } => {
+            FromBrain::Profile(settings) => {
+                self.partial_every_s = if settings.partial_transcripts {
+                    self.opts.partial_every_s.max(PARTIAL_EVERY_S)
+                } else {
+                    0.0
+                };
+            }
+            FromBrain::Done { id, partial } => {
                 self.in_flight = self.in_flight.saturating_sub(1);
+                if partial {
+                    return;
+                }
                 if let Some((speaking, complete)) = &mut self.speaking {
                     *complete |= *speaking == id;
                 }
@@ -827,9 +916,9 @@ fn brain_loop(
     stop_words: &[String],
 ) {
     while let Ok(utt) = rx.recv() {
-        let id = utt.id;
+        let (id, partial) = (utt.id, utt.partial);
         utterance(&mut brain, utt, &tx, cancelled, stop_words);
-        if tx.send(FromBrain::Done { id }).is_err() {
+        if tx.send(FromBrain::Done { id, partial }).is_err() {
             return;
         }
     }
@@ -847,7 +936,32 @@ fn utterance(
     };
     let t = Instant::now();
     let meter = crate::usage::Meter::start();
-    let heard = match transcribe_command(brain.engine, &utt.audio, brain.decode) {
+    let mut audio: &[f32] = &utt.audio;
+    if let (Some(vad), false) = (brain.vad.as_deref_mut(), utt.partial) {
+        match vad.speech(audio, &VadParams::default()) {
+            Ok(spans) if spans.is_empty() => {
+                send(Event::Rejected {
+                    audio_s: audio.len() as f64 / f64::from(RATE),
+                    vad_ms: t.elapsed().as_millis() as u64,
+                });
+                if utt.wake_phrase.is_some() {
+                    let _ = tx.send(FromBrain::WakeOnly);
+                }
+                return;
+            }
+            Ok(spans) => {
+                // Silero's spans carry its own padding; keep a little more at the end.
+                let at = |s: f64| ((s.max(0.0) * f64::from(RATE)) as usize).min(audio.len());
+                let (first, last) = (spans[0].start, spans[spans.len() - 1].end);
+                let (from, to) = (at(first - 0.1), at(last + 0.2));
+                if to > from {
+                    audio = &audio[from..to];
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "Silero failed; the energy VAD's verdict stands"),
+        }
+    }
+    let heard = match transcribe_command(brain.engine, audio, &brain.decode) {
         Ok(h) => h,
         Err(e) => {
             send(Event::Error {
@@ -862,12 +976,16 @@ fn utterance(
     };
     let usage = meter.finish();
     send(Event::Transcript {
+        partial: utt.partial,
         text: text.clone(),
         latency_ms: t.elapsed().as_millis() as u64,
         audio_ctx: heard.audio_ctx,
         cpu_ms: usage.cpu.as_millis() as u64,
         peak_rss_mb: usage.peak_rss_kb / 1024,
     });
+    if utt.partial {
+        return;
+    }
     let key = normalise(&text);
     if key.is_empty() {
         if utt.wake_phrase.is_some() {
@@ -895,6 +1013,18 @@ fn utterance(
         source: answered.source,
         latency_ms: t.elapsed().as_millis() as u64,
     });
+    // A new power profile applies from the next utterance, never to this one's reply.
+    if let Some(settings) = brain
+        .on_profile
+        .as_deref_mut()
+        .and_then(|f| f(&answered.power_profile))
+    {
+        brain.decode.threads = settings.stt_threads;
+        send(Event::Profile {
+            profile: settings.profile.to_string(),
+        });
+        let _ = tx.send(FromBrain::Profile(settings));
+    }
     let Some(synth) = brain.synth else { return };
     // Sentence by sentence: the first plays while the rest are synthesized.
     let mut first = true;

@@ -66,6 +66,8 @@ impl Env {
             .env("SERENA_MODELS", models())
             .env("SERENA_DATA_DIR", self.path().join("data"))
             .env("SERENA_CONFIG", self.path().join("config.toml"))
+            // The same power profile on every machine (performance), a laptop on battery too.
+            .env("SERENA_POWER", "mains")
             .env("RUST_LOG", "warn");
         cmd
     }

@@ -70,8 +70,105 @@ fn listen(
     (events, out, replies)
 }
 
+/// The events of `kind` (final transcripts only: partial ones have `"partial": true`).
 fn of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["event"] == kind).collect()
+    events
+        .iter()
+        .filter(|e| e["event"] == kind && e["partial"] != true)
+        .collect()
+}
+
+#[test]
+fn in_saver_there_are_no_partials_and_noise_is_left_to_the_energy_vad() {
+    let env = Env::new();
+    let mic = recording(
+        &env,
+        &[
+            Part::Silence(0.5),
+            Part::Clip("commands/rhasspy3_set_timer.wav"),
+            Part::Silence(1.0),
+        ],
+    );
+    let replies = env.path().join("replies.wav");
+    let out = env
+        .serena()
+        .env("SERENA_POWER", "battery:15:discharging")
+        .args([
+            "listen",
+            "--no-wake",
+            "--fast",
+            "--events",
+            "json",
+            "--input-file",
+        ])
+        .arg(&mic)
+        .arg("--output-file")
+        .arg(&replies)
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let events: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(of(&events, "profile")[0]["profile"], "saver", "{text}");
+    assert!(
+        !events.iter().any(|e| e["partial"] == true),
+        "no partial transcripts in saver: {text}"
+    );
+    assert_eq!(
+        of(&events, "reply")[0]["intent"],
+        "HassStartTimer",
+        "{text}"
+    );
+}
+
+#[test]
+fn silero_drops_a_burst_of_noise_the_energy_vad_let_through() {
+    let env = Env::new();
+    // A loud 0.4 s burst of white noise, then a command.
+    let mut seed = 7u32;
+    let noise: Vec<f32> = (0..6_400)
+        .map(|_| {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            ((seed >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.6
+        })
+        .collect();
+    let burst = env.path().join("burst.wav");
+    serena::audio::playback::write_wav(&burst, &noise, 16_000).expect("write");
+    let mut input = vec![0.0f32; 8_000];
+    input.extend(serena::audio::decode::decode_file_16k_mono(&burst).expect("decode"));
+    input.extend(vec![0.0f32; 24_000]);
+    input.extend(
+        serena::audio::decode::decode_file_16k_mono(&audio(
+            "commands/rhasspy3_what_time_is_it.wav",
+        ))
+        .expect("decode"),
+    );
+    input.extend(vec![0.0f32; 16_000]);
+    let mic = env.path().join("mic.wav");
+    serena::audio::playback::write_wav(&mic, &input, 16_000).expect("write");
+    let (events, out, _) = listen(&env, &mic, &["--vad", "silero"]);
+    assert_eq!(of(&events, "speech_end").len(), 2, "{out}");
+    assert_eq!(of(&events, "rejected").len(), 1, "the noise: {out}");
+    let finals = of(&events, "transcript");
+    assert_eq!(finals.len(), 1, "{out}");
+    assert_eq!(
+        words(finals[0]["text"].as_str().unwrap_or_default()),
+        "what time is it"
+    );
+    // The energy VAD alone sends the noise to whisper too.
+    let (events, out, _) = listen(&env, &mic, &["--vad", "energy"]);
+    assert!(of(&events, "rejected").is_empty(), "{out}");
+    assert_eq!(
+        of(&events, "reply").last().expect("reply")["intent"],
+        "HassGetCurrentTime"
+    );
 }
 
 #[test]
@@ -98,6 +195,23 @@ fn spoken_commands_from_a_file_are_answered_out_loud() {
     assert_eq!(transcripts.len(), 2, "{out}");
     assert_eq!(transcripts[0], "set a timer for 10 minutes", "{out}");
     assert!(transcripts[1].ends_with("the date today"), "{out}");
+    // On mains (the performance profile): partial transcripts while the 3 s command goes
+    // on, before its final one; Silero checks each utterance.
+    assert_eq!(of(&events, "profile")[0]["profile"], "performance", "{out}");
+    let partials: Vec<usize> = events
+        .iter()
+        .enumerate()
+        .filter(|(_, e)| e["event"] == "transcript" && e["partial"] == true)
+        .map(|(i, _)| i)
+        .collect();
+    let first_final = events
+        .iter()
+        .position(|e| e["event"] == "transcript" && e["partial"] == false)
+        .expect("final transcript");
+    assert!(
+        partials.first().is_some_and(|&i| i < first_final),
+        "a partial transcript comes before the first final one: {out}"
+    );
     let replies_ev = of(&events, "reply");
     assert_eq!(replies_ev[0]["intent"], "HassStartTimer");
     assert_eq!(replies_ev[0]["slots"]["minutes"], 10);
@@ -218,11 +332,13 @@ fn an_utterance_longer_than_the_limit_is_cut() {
 }
 
 #[test]
-fn listen_says_what_is_not_built_yet() {
+fn listen_without_a_trained_wake_word_says_how_to_make_one() {
     let env = Env::new();
     let out = env.serena().args(["listen"]).output().expect("run");
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--no-wake"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("serena wake train"), "{stderr}");
+    assert!(stderr.contains("--no-wake"), "{stderr}");
     let out = env
         .serena()
         .args(["listen", "--no-wake", "--fast"])

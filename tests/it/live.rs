@@ -43,6 +43,7 @@ impl Listening {
             .env("SERENA_DATA_DIR", env.path().join("data"))
             .env("SERENA_CONFIG", env.path().join("config.toml"))
             .env("RUST_LOG", "warn")
+            .env("SERENA_POWER", "mains")
             .envs(server.env())
             .env("HOME", server.dir.path())
             .envs(envs.iter().copied())
@@ -135,8 +136,12 @@ pub(crate) fn padded(env: &Env, clip: &str, before_s: f32, after_s: f32) -> std:
     path
 }
 
+/// The events of `kind` (final transcripts only: partial ones have `"partial": true`).
 pub(crate) fn of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
-    events.iter().filter(|e| e["event"] == kind).collect()
+    events
+        .iter()
+        .filter(|e| e["event"] == kind && e["partial"] != true)
+        .collect()
 }
 
 #[test]

@@ -91,7 +91,7 @@ fn holding_a_global_hotkey_hears_the_command_and_releasing_it_answers() {
         &[("DISPLAY", &x.display)],
     );
     let ready = ptt.until("listening", Duration::from_secs(60));
-    assert_eq!(ready[0]["push_to_talk"], true);
+    assert_eq!(ready.last().expect("listening")["push_to_talk"], true);
 
     // Speech while the key is up is not heard.
     play(
@@ -186,6 +186,7 @@ fn in_a_terminal_space_starts_and_stops_and_q_quits() {
             .env("SERENA_DATA_DIR", env.path().join("data"))
             .env("SERENA_CONFIG", env.path().join("config.toml"))
             .env("RUST_LOG", "warn")
+            .env("SERENA_POWER", "mains")
             .envs(server.env())
             .env("HOME", server.dir.path())
             .status()
@@ -213,7 +214,11 @@ fn in_a_terminal_space_starts_and_stops_and_q_quits() {
         &script,
     ]);
     let ready = until_in_file(&events, "listening", Duration::from_secs(60));
-    assert_eq!(ready[0]["push_to_talk"], true);
+    let listening = ready
+        .iter()
+        .find(|e| e["event"] == "listening")
+        .expect("listening");
+    assert_eq!(listening["push_to_talk"], true);
     tmux(&["send-keys", "-t", "ptt", "Space"]);
     until_in_file(&events, "talk_start", Duration::from_secs(20));
     play(
@@ -247,4 +252,66 @@ fn in_a_terminal_space_starts_and_stops_and_q_quits() {
     }
     let spoken = hound::WavReader::open(&replies).expect("replies.wav");
     assert!(spoken.duration() > 0, "the reply was written");
+}
+
+#[test]
+fn on_a_critical_battery_listen_says_so_and_takes_push_to_talk_only() {
+    let _guard = pulse::lock();
+    let server = pulse::server();
+    let env = Env::new();
+    let x = Xvfb::start();
+    let notice = env.path().join("notice.wav");
+    let mut listen = Listening::spawn(
+        &env,
+        server,
+        &[
+            "listen",
+            "--no-wake",
+            "--events",
+            "json",
+            "--output-file",
+            notice.to_str().expect("utf-8"),
+        ],
+        &[
+            ("DISPLAY", &x.display),
+            ("SERENA_POWER", "battery:3:discharging"),
+        ],
+    );
+    let ready = listen.until("listening", Duration::from_secs(60));
+    assert_eq!(
+        of(&ready, "profile")[0]["profile"],
+        "critical",
+        "{ready:#?}"
+    );
+    assert_eq!(
+        of(&ready, "listening")[0]["push_to_talk"],
+        true,
+        "{ready:#?}"
+    );
+    // Speech without the key gets no answer...
+    play(
+        server,
+        &padded(&env, "commands/rhasspy3_what_time_is_it.wav", 0.2, 0.3),
+    );
+    // ...the talk key does.
+    x.xdotool(&["keydown", "ctrl+shift+space"]);
+    let events = listen.until("talk_start", Duration::from_secs(20));
+    assert!(of(&events, "transcript").is_empty(), "{events:#?}");
+    play(
+        server,
+        &padded(&env, "commands/rhasspy3_what_time_is_it.wav", 0.2, 0.3),
+    );
+    x.xdotool(&["keyup", "ctrl+shift+space"]);
+    let events = listen.until("reply", Duration::from_secs(60));
+    assert_eq!(of(&events, "reply")[0]["intent"], "HassGetCurrentTime");
+    assert_eq!(listen.interrupt(), Some(0));
+    // The notice was spoken first (written to the output file with the reply).
+    let said = words(&crate::common::ok(
+        &env,
+        &["transcribe", "--vad", notice.to_str().expect("utf-8")],
+    ));
+    assert!(
+        said.contains("almost empty") && said.contains("talk key"),
+        "{said}"
+    );
 }

@@ -263,7 +263,12 @@ fn listen_answers_after_the_wake_word_and_in_the_follow_up_window_only() {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    let of = |kind: &str| -> Vec<&Value> { events.iter().filter(|e| e["event"] == kind).collect() };
+    let of = |kind: &str| -> Vec<&Value> {
+        events
+            .iter()
+            .filter(|e| e["event"] == kind && e["partial"] != true)
+            .collect()
+    };
     assert_eq!(of("listening")[0]["wake_words"][0], "porcupine", "{out}");
     let wakes = of("wake");
     assert_eq!(wakes.len(), 1, "{out}");
