@@ -16,8 +16,10 @@
 # model is loaded once in Serena's run too). Ratio = Serena's transcription / whisper-cli's.
 #
 # Idle cost: IDLE_S seconds of digital silence and of background noise (the Speech Commands
-# noise clip, looped) through `serena listen --no-wake --fast`, CPU time (user+sys, GNU
-# time) minus a run on 1 s of silence (start-up and model load), per second of audio.
+# noise clip, looped) through `serena listen --fast` on three paths: the energy VAD alone
+# (--no-wake --vad energy), the energy VAD with a wake word made from text, and Silero
+# checking each utterance with the wake word. CPU time (user+sys, GNU time) minus a run on
+# 1 s of silence (start-up and model load), per second of audio.
 #
 # Settings (environment): N (default 5), THREADS (default 2), MODEL (default <shared
 # fixtures>/models/whisper/ggml-tiny.en.bin), IDLE_S (default 600), BENCH_DIR (default
@@ -52,9 +54,10 @@ CLI=$("$ROOT/scripts/build-whisper-cli.sh" | tail -n 1)
 
 RUN=$BENCH_DIR/listen-$(date -u +%Y%m%dT%H%M%SZ)
 mkdir -p "$RUN/home"
-serena() {
+serena() { # the performance profile (mains): Silero on each utterance, partial transcripts
     env -i PATH="$PATH" HOME="$RUN/home" SERENA_CONFIG="$RUN/home/none.toml" \
-        SERENA_DATA_DIR="$RUN/home/data" OMP_WAIT_POLICY="$OMP_WAIT_POLICY" RUST_LOG=warn \
+        SERENA_DATA_DIR="$RUN/home/data" SERENA_MODELS="${SERENA_MODELS:-$SHARED/models}" \
+        SERENA_POWER=mains OMP_WAIT_POLICY="$OMP_WAIT_POLICY" RUST_LOG=warn \
         "$SERENA" "$@"
 }
 
@@ -74,7 +77,7 @@ for clip in "$FIX"/commands/rhasspy3_*.wav; do
         python3 - "$RUN/events.jsonl" "$RUN/cli.txt" "$RUN/cli.err" "$name" "$run" >>"$LAT" <<'EOF'
 import json, re, sys
 events = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-first = lambda kind: next((e for e in events if e["event"] == kind), {})
+first = lambda kind: next((e for e in events if e["event"] == kind and not e.get("partial")), {})
 t, r, s = first("transcript"), first("reply"), first("speaking_start")
 err = open(sys.argv[3]).read()
 total = float(re.search(r"total time =\s*([\d.]+) ms", err).group(1))
@@ -90,24 +93,35 @@ done
 
 # --- idle cost ----------------------------------------------------------------------------
 IDLE=$RUN/idle.tsv
-printf 'input\taudio_s\tcpu_s\tcpu_per_audio_s\n' >"$IDLE"
+printf 'input\tpath\taudio_s\tcpu_s\tcpu_per_audio_s\n' >"$IDLE"
 sox -q -n -r 16000 -c 1 -b 16 "$RUN/silence1.wav" trim 0 1
 sox -q -n -r 16000 -c 1 -b 16 "$RUN/silence.wav" trim 0 "$IDLE_S"
 noise=$FIX/keywords/speech_commands_noise_1000ms.wav
 sox -q "$noise" -r 16000 -c 1 -b 16 "$RUN/noise.wav" repeat $((IDLE_S - 1)) trim 0 "$IDLE_S"
-cpu() { # cpu FILE -> user+sys seconds of one listen run
-    /usr/bin/time -f '%U %S' -o "$RUN/time.txt" \
-        env -i PATH="$PATH" HOME="$RUN/home" SERENA_CONFIG="$RUN/home/none.toml" \
-        SERENA_DATA_DIR="$RUN/home/data" OMP_WAIT_POLICY="$OMP_WAIT_POLICY" RUST_LOG=warn \
-        "$SERENA" listen --no-wake --fast -m "$MODEL" --input-file "$1" \
+run_env=(env -i PATH="$PATH" HOME="$RUN/home" SERENA_CONFIG="$RUN/home/none.toml"
+    SERENA_DATA_DIR="$RUN/home/data" SERENA_MODELS="${SERENA_MODELS:-$SHARED/models}"
+    SERENA_POWER=mains OMP_WAIT_POLICY="$OMP_WAIT_POLICY" RUST_LOG=warn)
+cpu() { # cpu FILE ARGS... -> user+sys seconds of one listen run
+    local file=$1; shift
+    /usr/bin/time -f '%U %S' -o "$RUN/time.txt" "${run_env[@]}" \
+        "$SERENA" listen --fast -m "$MODEL" --input-file "$file" "$@" \
         --output-file "$RUN/idle-reply.wav" >"$RUN/idle-events.txt" 2>/dev/null ||
-        die "serena listen failed on $1"
+        die "serena listen failed on $file"
     awk '{print $1 + $2}' "$RUN/time.txt"
 }
-base=$(cpu "$RUN/silence1.wav")
-for input in silence noise; do
-    c=$(cpu "$RUN/$input.wav")
-    python3 -c "import sys; c=max(0.0, $c - $base); print(f'$input\t$IDLE_S\t{c:.3f}\t{c / $IDLE_S:.5f}')" >>"$IDLE"
+# A wake word made from text (espeak-ng), as a user without recordings would.
+"${run_env[@]}" "$SERENA" wake train "hey serena" --from-text "hey serena" >/dev/null
+# Paths: the energy VAD alone (the low-power path, saver), with the wake word, and with
+# Silero checking what the energy VAD lets through (performance).
+PATHS=("energy:--no-wake --vad energy" "energy+wake:--vad energy" "silero+wake:--vad silero")
+for path in "${PATHS[@]}"; do
+    label=${path%%:*}; read -r -a args <<<"${path#*:}"
+    base=$(cpu "$RUN/silence1.wav" "${args[@]}")
+    for input in silence noise; do
+        c=$(cpu "$RUN/$input.wav" "${args[@]}")
+        python3 -c "import sys; c=max(0.0, $c - $base); print(f'$input\t$label\t$IDLE_S\t{c:.3f}\t{c / $IDLE_S:.5f}')" >>"$IDLE"
+    done
+    log "idle: $label done"
 done
 
 # --- report -------------------------------------------------------------------------------
@@ -124,8 +138,8 @@ for clip in dict.fromkeys(r["clip"] for r in rows):
     same = all(norm(r["text"]) == norm(r["cli_text"]) for r in rs)
     print(f"{clip:38} {stt:6.0f} {ans:6.0f} {syn:6.0f} {first:9.0f} {first - stt - ans - syn:8.0f} {cli:6.0f} {stt / cli:7.2f} {same}")
 print()
-print("Idle cost (CPU seconds per audio second, energy VAD, no wake word)")
+print("Idle cost (CPU seconds per audio second; target 0.01 for the low-power path)")
 for r in csv.DictReader(open(sys.argv[2]), delimiter="\t"):
-    print(f"  {r['input']:8} {float(r['audio_s']):6.0f} s audio  {float(r['cpu_s']):7.3f} CPU s  {float(r['cpu_per_audio_s']):.5f}")
+    print(f"  {r['path']:12} {r['input']:8} {float(r['audio_s']):6.0f} s audio  {float(r['cpu_s']):7.3f} CPU s  {float(r['cpu_per_audio_s']):.5f}")
 EOF
 log "raw results in $RUN"

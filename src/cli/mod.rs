@@ -1,6 +1,7 @@
 //! Command-line parsing and dispatch.
 
 mod ask_cmd;
+mod bench_cmd;
 mod config_cmd;
 mod devices_cmd;
 mod listen_cmd;
@@ -71,6 +72,8 @@ enum Command {
     Listen(listen_cmd::ListenArgs),
     /// Push-to-talk: hold a global hotkey (or toggle in the terminal), speak, release.
     Ptt(listen_cmd::PttArgs),
+    /// The standard benchmark on built-in clips, per power profile (--json, --plot SVG).
+    Bench(bench_cmd::BenchArgs),
     /// Train, list, test and remove wake words.
     #[command(subcommand)]
     Wake(wake_cmd::WakeCmd),
@@ -192,6 +195,7 @@ pub fn main() -> std::process::ExitCode {
         Command::Devices(args) => devices_cmd::run(&ctx, args),
         Command::Listen(args) => listen_cmd::run(&ctx, args),
         Command::Wake(cmd) => wake_cmd::run(&ctx, cmd),
+        Command::Bench(args) => bench_cmd::run(&ctx, args),
         Command::Ptt(args) => listen_cmd::run_ptt(&ctx, args),
         Command::Tools(cmd) => tools_cmd::run(&ctx, cmd),
         Command::Serve(args) => serve_cmd::run(&ctx, args),

@@ -111,3 +111,59 @@ fn a_bad_power_spec_is_a_clear_error() {
         "{text}"
     );
 }
+
+#[test]
+fn serena_bench_measures_each_profile_and_draws_the_stages() {
+    let env = crate::common::Env::new();
+    let plot = env.path().join("stages.svg");
+    let whisper = crate::common::model("whisper/ggml-tiny.en.bin");
+    let out = crate::common::ok(
+        &env,
+        &[
+            "bench",
+            "--profile",
+            "performance",
+            "--profile",
+            "saver",
+            "--idle-s",
+            "5",
+            "--json",
+            "-m",
+            whisper.to_str().expect("utf-8"),
+            "--plot",
+            plot.to_str().expect("utf-8"),
+        ],
+    );
+    let rows: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let rows = rows.as_array().expect("rows");
+    assert_eq!(rows.len(), 2, "{out}");
+    assert_eq!(rows[0]["profile"], "performance");
+    assert_eq!(rows[1]["profile"], "saver");
+    for r in rows {
+        assert_eq!(
+            crate::common::words(r["heard"].as_str().unwrap_or_default()),
+            "what time is it",
+            "{r}"
+        );
+        assert!(r["rtf"].as_f64().is_some_and(|x| x > 0.0 && x < 5.0), "{r}");
+        assert!(r["first_audio_ms"].as_u64().is_some_and(|x| x > 0), "{r}");
+        assert!(r["peak_rss_mb"].as_u64().is_some_and(|x| x > 0), "{r}");
+        assert!(
+            r["idle_silence_cpu_per_s"]
+                .as_f64()
+                .is_some_and(|x| x < 0.05),
+            "{r}"
+        );
+    }
+    assert_eq!(
+        rows[0]["vad"], "silero",
+        "performance checks utterances with Silero"
+    );
+    assert_eq!(
+        rows[1]["vad"], "energy",
+        "saver leaves it to the energy VAD"
+    );
+    assert!(rows[1]["stt_threads"].as_u64() <= rows[0]["stt_threads"].as_u64());
+    let svg = std::fs::read_to_string(&plot).expect("plot written");
+    assert!(svg.starts_with("<svg") && svg.contains("saver"), "{svg}");
+}
