@@ -17,7 +17,7 @@ use crate::pulse;
 pub(crate) struct Listening {
     child: Child,
     events: mpsc::Receiver<Value>,
-    seen: Vec<Value>,
+    pub(crate) seen: Vec<Value>,
 }
 
 impl Listening {
@@ -72,6 +72,15 @@ impl Listening {
 
     /// Events until (and including) the first `kind`, within `limit`.
     pub(crate) fn until(&mut self, kind: &str, limit: Duration) -> Vec<Value> {
+        match self.try_until(kind, limit) {
+            Some(got) => got,
+            None => panic!("no {kind} event within {limit:?}; events: {:#?}", self.seen),
+        }
+    }
+
+    /// Events until (and including) the first `kind`, or `None` when none came within
+    /// `limit` (the events seen stay in `seen`).
+    pub(crate) fn try_until(&mut self, kind: &str, limit: Duration) -> Option<Vec<Value>> {
         let deadline = Instant::now() + limit;
         let mut got = Vec::new();
         loop {
@@ -82,10 +91,10 @@ impl Listening {
                     let done = v["event"] == kind;
                     got.push(v);
                     if done {
-                        return got;
+                        return Some(got);
                     }
                 }
-                Err(_) => panic!("no {kind} event within {limit:?}; events: {:#?}", self.seen),
+                Err(_) => return None,
             }
         }
     }

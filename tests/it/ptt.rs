@@ -68,6 +68,23 @@ impl Drop for Xvfb {
     }
 }
 
+/// Holds `key` down until Serena reports `talk_start`. A synthetic key press that the X
+/// server drops under load (seen once in a full parallel test run) is pressed again, at most
+/// three times; a hotkey that never works still fails.
+fn hold(x: &Xvfb, listening: &mut Listening, key: &str) -> Vec<Value> {
+    for _ in 0..3 {
+        x.xdotool(&["keydown", key]);
+        if let Some(events) = listening.try_until("talk_start", Duration::from_secs(5)) {
+            return events;
+        }
+        x.xdotool(&["keyup", key]);
+    }
+    panic!(
+        "no talk_start after pressing {key} three times: {:#?}",
+        listening.seen
+    );
+}
+
 fn play(server: &pulse::Pulse, wav: &Path) {
     let played = server
         .cmd("paplay")
@@ -98,8 +115,7 @@ fn holding_a_global_hotkey_hears_the_command_and_releasing_it_answers() {
         server,
         &padded(&env, "commands/rhasspy3_what_time_is_it.wav", 0.2, 0.3),
     );
-    x.xdotool(&["keydown", "F9"]);
-    let events = ptt.until("talk_start", Duration::from_secs(20));
+    let events = hold(&x, &mut ptt, "F9");
     assert!(of(&events, "transcript").is_empty(), "{events:#?}");
     play(
         server,
@@ -294,8 +310,7 @@ fn on_a_critical_battery_listen_says_so_and_takes_push_to_talk_only() {
         &padded(&env, "commands/rhasspy3_what_time_is_it.wav", 0.2, 0.3),
     );
     // ...the talk key does.
-    x.xdotool(&["keydown", "ctrl+shift+space"]);
-    let events = listen.until("talk_start", Duration::from_secs(20));
+    let events = hold(&x, &mut listen, "ctrl+shift+space");
     assert!(of(&events, "transcript").is_empty(), "{events:#?}");
     play(
         server,
