@@ -137,7 +137,12 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
     if args.fast && args.io.input_file.is_none() {
         return Err(UsageError("--fast only applies to --input-file".into()).into());
     }
-    // Wake words before anything opens: a word that is not trained is a usage error.
+    let stop = stop_on_signals();
+    let mut handle = control::open(context(ctx))?;
+    let power = power_now(&mut handle);
+    // Wake words before the devices open: a word that is not trained is a usage error. In
+    // saver (and critical) each word is loaded in its low-power version.
+    let frugal = power.as_ref().is_some_and(|p| p.profile >= Profile::Saver);
     let wake_words = if args.no_wake {
         None
     } else {
@@ -154,11 +159,9 @@ pub fn run(ctx: &Ctx, args: ListenArgs) -> anyhow::Result<ExitCode> {
             &names,
             threshold,
             DetectorConfig::default(),
+            frugal,
         )?)
     };
-    let stop = stop_on_signals();
-    let mut handle = control::open(context(ctx))?;
-    let power = power_now(&mut handle);
     let mut opts = ListenOptions {
         endpoint: EndpointConfig {
             hang: Duration::from_millis(args.hang_ms),

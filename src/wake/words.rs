@@ -82,7 +82,8 @@ impl std::fmt::Debug for WakeWords {
 
 impl WakeWords {
     /// Loads the words named in `names` from the data directory, or every trained word when
-    /// `names` is empty. `threshold` replaces each word's own threshold.
+    /// `names` is empty. `threshold` replaces each word's own threshold; `frugal` loads
+    /// each word's low-power version ([`WakeWordModel::frugal`]).
     ///
     /// # Errors
     /// [`WakeError::NoneTrained`] when there is nothing to load; [`WakeError::NotTrained`]
@@ -94,6 +95,7 @@ impl WakeWords {
         names: &[String],
         threshold: Option<f32>,
         config: DetectorConfig,
+        frugal: bool,
     ) -> Result<WakeWords, WakeError> {
         let models = if names.is_empty() {
             let found = installed(data_dir)?;
@@ -118,6 +120,11 @@ impl WakeWords {
                 }
                 models.push(WakeWordModel::load(&path)?);
             }
+            models
+        };
+        let models: Vec<WakeWordModel> = if frugal {
+            models.iter().map(WakeWordModel::frugal).collect()
+        } else {
             models
         };
         WakeWords::new(&models, threshold, config)
@@ -203,7 +210,7 @@ mod tests {
     #[test]
     fn nothing_trained_is_a_clear_error_and_a_missing_name_names_its_file() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let err = WakeWords::load(dir.path(), &[], None, DetectorConfig::default())
+        let err = WakeWords::load(dir.path(), &[], None, DetectorConfig::default(), false)
             .expect_err("nothing trained");
         assert!(matches!(err, WakeError::NoneTrained { .. }), "{err}");
         assert!(err.to_string().contains("serena wake train"), "{err}");
@@ -212,6 +219,7 @@ mod tests {
             &["hey serena".into()],
             None,
             DetectorConfig::default(),
+            false,
         )
         .expect_err("not trained");
         assert!(err.to_string().contains("hey serena.rpw"), "{err}");
@@ -227,8 +235,8 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].name, "broken");
         assert!(matches!(found[0].model, Err(WakeError::Corrupt { .. })));
-        let err =
-            WakeWords::load(dir.path(), &[], None, DetectorConfig::default()).expect_err("corrupt");
+        let err = WakeWords::load(dir.path(), &[], None, DetectorConfig::default(), false)
+            .expect_err("corrupt");
         assert!(matches!(err, WakeError::Corrupt { .. }), "{err}");
     }
 }

@@ -18,6 +18,9 @@ use crate::pulse;
 struct Xvfb {
     child: Child,
     display: String,
+    /// Xvfb's standard output, kept open: its children (xkbcomp) inherit it, and a closed
+    /// pipe would kill them with SIGPIPE and the keyboard with them.
+    _stdout: BufReader<std::process::ChildStdout>,
 }
 
 impl Xvfb {
@@ -38,9 +41,8 @@ impl Xvfb {
             .expect("Xvfb is needed for the push-to-talk tests (apt install xvfb)");
         // The display number arrives once the server accepts connections.
         let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout"))
-            .read_line(&mut line)
-            .expect("read display number");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        stdout.read_line(&mut line).expect("read display number");
         let n: u32 = line
             .trim()
             .parse()
@@ -48,6 +50,7 @@ impl Xvfb {
         Xvfb {
             child,
             display: format!(":{n}"),
+            _stdout: stdout,
         }
     }
 
@@ -63,7 +66,9 @@ impl Xvfb {
 
 impl Drop for Xvfb {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SIGTERM: Xvfb removes its lock file and socket (SIGKILL would leave them).
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
         let _ = self.child.wait();
     }
 }

@@ -221,6 +221,18 @@ fn recording(env: &Env, parts: &[(&str, f32)]) -> PathBuf {
 
 #[test]
 fn listen_answers_after_the_wake_word_and_in_the_follow_up_window_only() {
+    wake_word_session("mains", "performance");
+}
+
+#[test]
+fn in_saver_the_frugal_wake_word_hears_the_same() {
+    wake_word_session("battery:15:discharging", "saver");
+}
+
+/// A command without the wake word (ignored), the wake word said by another speaker, a
+/// command, a follow-up within the window (answered), and one long after it (ignored),
+/// under the power source `power` (profile `profile`).
+fn wake_word_session(power: &str, profile: &str) {
     let env = Env::new();
     trained(
         &env,
@@ -244,20 +256,18 @@ fn listen_answers_after_the_wake_word_and_in_the_follow_up_window_only() {
     );
     let replies = env.path().join("replies.wav");
     let whisper = model("whisper/ggml-tiny.en.bin");
-    let out = ok(
-        &env,
-        &[
-            "listen",
-            "--fast",
-            "--events",
-            "json",
-            "-m",
-            path(&whisper),
-            "--input-file",
-            path(&mic),
-            "--output-file",
-            path(&replies),
-        ],
+    let run = env
+        .serena()
+        .env("SERENA_POWER", power)
+        .args(["listen", "--fast", "--events", "json", "-m", path(&whisper)])
+        .args(["--input-file", path(&mic), "--output-file", path(&replies)])
+        .output()
+        .expect("run");
+    let out = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
     );
     let events: Vec<Value> = out
         .lines()
@@ -269,6 +279,7 @@ fn listen_answers_after_the_wake_word_and_in_the_follow_up_window_only() {
             .filter(|e| e["event"] == kind && e["partial"] != true)
             .collect()
     };
+    assert_eq!(of("profile")[0]["profile"], profile, "{out}");
     assert_eq!(of("listening")[0]["wake_words"][0], "porcupine", "{out}");
     let wakes = of("wake");
     assert_eq!(wakes.len(), 1, "{out}");
