@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -21,7 +21,7 @@ use crate::llm::health::{BreakerConfig, BreakerMemo};
 use crate::llm::online::{ChatOptions, OnlineConfig, OnlineError, OnlineModel};
 use crate::llm::{EngineOptions, GenerateOptions, LlmWorker};
 use crate::models::{self, Catalog, ModelDirs, ModelKind};
-use crate::power::ProfileSettings;
+use crate::power::{ModelSlot, ProfileSettings};
 use crate::router::{Routed, Router};
 use crate::skills;
 use crate::store::{HistoryEntry, InputMode, ReplySource, Store};
@@ -48,6 +48,22 @@ pub struct AnswerOptions<'a> {
     pub engines: Option<&'a Engines>,
     /// Forget the conversation before answering.
     pub new_conversation: bool,
+    /// Timings of the stages before the answer (a transcription: `stt_ms`,
+    /// `stt_load_ms`, ...), recorded in the history with the answer's own.
+    pub stage_timings: BTreeMap<String, u64>,
+    /// Told each sentence of a language-model reply as soon as it is generated (the live
+    /// pipeline speaks it at once); the whole reply is still returned.
+    pub on_sentence: Option<SentenceSink<'a>>,
+}
+
+/// A callback for the sentences of a reply as they are generated.
+#[derive(Clone, Copy)]
+pub struct SentenceSink<'a>(pub &'a dyn Fn(&str));
+
+impl std::fmt::Debug for SentenceSink<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SentenceSink")
+    }
 }
 
 /// An answer, as `serena ask --json` prints it (and the control socket sends it).
@@ -108,9 +124,9 @@ pub fn store_dir(data_dir: &Path) -> PathBuf {
 pub fn answer_audio(path: &Path, opts: &AnswerOptions<'_>) -> Result<Answer, AnswerError> {
     let (transcript, stt_timings) = transcribe_audio(path, opts)?;
     let store = Store::open(&store_dir(opts.data_dir))?;
-    let mut answer = answer_in(&store, &transcript, InputMode::File, opts)?;
-    answer.timings.extend(stt_timings);
-    Ok(answer)
+    let mut opts = opts.clone();
+    opts.stage_timings.extend(stt_timings);
+    answer_in(&store, &transcript, InputMode::File, &opts)
 }
 
 /// Transcribe an audio file as a spoken command: the transcript and the per-stage timings
@@ -166,7 +182,7 @@ pub fn answer_in(
     mode: InputMode,
     opts: &AnswerOptions<'_>,
 ) -> Result<Answer, AnswerError> {
-    let mut timings = BTreeMap::new();
+    let mut timings = opts.stage_timings.clone();
     let meter = crate::usage::Meter::start();
     let t = Instant::now();
     let own_router;
@@ -221,7 +237,7 @@ pub fn answer_in(
         Routed::NotUnderstood => {
             hops.push("router: not understood".into());
             let t = Instant::now();
-            let outcome = ask_llm(text, store, &env, &power.settings, opts);
+            let outcome = ask_llm(text, store, &env, &power.settings, opts, &mut timings);
             timings.insert("llm_ms".into(), t.elapsed().as_millis() as u64);
             hops.extend(outcome.hops);
             tool_calls = outcome.calls;
@@ -264,57 +280,100 @@ pub fn answer_in(
 }
 
 /// Engines a long-running Serena keeps loaded between questions (`serena serve`, the live
-/// pipeline); `serena ask` makes them for one question. Each loads on first use.
-#[derive(Debug, Default)]
+/// pipeline); `serena ask` makes them for one question. Each loads on first use; the local
+/// model lives in a [`ModelSlot`] that the memory manager ([`crate::power::IdleUnloader`])
+/// may empty when it sits idle or memory runs low (the next question loads it again).
 pub struct Engines {
     router: OnceLock<Router>,
-    llm: Mutex<Option<(Arc<LlmWorker>, u32)>>,
+    llm: ModelSlot<LlmWorker, LlmProblem>,
     toolbox: OnceLock<Option<Arc<Toolbox>>>,
     online: OnceLock<Option<Arc<OnlineModel>>>,
 }
 
-impl Engines {
-    /// The local model's worker, loading it on first use.
-    ///
-    /// # Errors
-    /// A readable reason when the model is missing or fails to load.
-    /// The worker runs with `threads` (the power profile's); a different count reloads
-    /// it, which happens only between questions.
-    ///
-    /// # Errors
-    /// A readable reason when the model is missing or fails to load.
-    pub fn llm(
-        &self,
-        opts: &AnswerOptions<'_>,
-        threads: u32,
-    ) -> Result<Arc<LlmWorker>, LlmProblem> {
-        let mut slot = self.llm.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((w, t)) = slot.as_ref() {
-            if *t == threads {
-                return Ok(w.clone());
-            }
-            tracing::info!(
-                from = t,
-                to = threads,
-                "reloading the language model for the power profile"
-            );
+impl std::fmt::Debug for Engines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engines")
+            .field("llm", &self.llm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The local model's slot key: the settings it was loaded with.
+fn llm_key(threads: u32, gpu_layers: u32) -> String {
+    format!("threads={threads} gpu_layers={gpu_layers}")
+}
+
+fn parse_llm_key(key: &str) -> (u32, u32) {
+    let mut threads = 0;
+    let mut gpu_layers = 0;
+    for part in key.split_whitespace() {
+        match part.split_once('=') {
+            Some(("threads", v)) => threads = v.parse().unwrap_or(0),
+            Some(("gpu_layers", v)) => gpu_layers = v.parse().unwrap_or(0),
+            _ => {}
         }
-        *slot = None;
-        let worker = Arc::new(load_llm(opts, threads)?);
-        *slot = Some((worker.clone(), threads));
-        Ok(worker)
+    }
+    (threads, gpu_layers)
+}
+
+/// The local model's worker as one answer gets it.
+pub struct LlmFetched {
+    /// The worker.
+    pub worker: Arc<LlmWorker>,
+    /// How long loading took, when this answer loaded it.
+    pub loaded: Option<Duration>,
+}
+
+impl Engines {
+    /// Engines for this configuration; nothing is loaded yet. Models unload after
+    /// `power.idle_unload_seconds` without use (when an [`crate::power::IdleUnloader`]
+    /// watches [`Engines::llm_slot`]).
+    pub fn new(config: &Config, dirs: &ModelDirs, catalog: &Catalog) -> Engines {
+        let (config, dirs, catalog) = (config.clone(), dirs.clone(), catalog.clone());
+        let idle = config.power.idle_unload();
+        let llm = ModelSlot::keyed("llm", idle, move |key: &str| {
+            let (threads, gpu_layers) = parse_llm_key(key);
+            load_llm(&config, &dirs, &catalog, threads, gpu_layers)
+        });
+        Engines {
+            router: OnceLock::new(),
+            llm,
+            toolbox: OnceLock::new(),
+            online: OnceLock::new(),
+        }
     }
 
-    /// Whether the local model is loaded.
+    /// The local model's worker, loading it on first use (or again after an unload).
+    /// The worker runs with `threads` and `gpu_layers` (the power profile's); other values
+    /// reload it, which happens only between questions.
+    ///
+    /// # Errors
+    /// A readable reason when the model is missing or fails to load.
+    pub fn llm(&self, threads: u32, gpu_layers: u32) -> Result<LlmFetched, LlmProblem> {
+        let key = llm_key(threads, gpu_layers);
+        if let Some(old) = self.llm.loaded_key().filter(|k| *k != key) {
+            tracing::info!(from = %old, to = %key, "reloading the language model for the power profile");
+        }
+        let fetched = self.llm.get_as_blocking(&key)?;
+        Ok(LlmFetched {
+            worker: fetched.engine,
+            loaded: fetched.loaded,
+        })
+    }
+
+    /// The local model's slot, for the memory manager.
+    pub fn llm_slot(&self) -> &ModelSlot<LlmWorker, LlmProblem> {
+        &self.llm
+    }
+
+    /// The local model's name, when it is loaded.
     pub fn llm_loaded(&self) -> Option<String> {
-        let slot = self.llm.lock().unwrap_or_else(|p| p.into_inner());
-        slot.as_ref().map(|(w, _)| w.name().to_string())
+        self.llm.peek().map(|w| w.name().to_string())
     }
 
     /// Unload the local model (the next question loads it again).
     pub fn unload_llm(&self) -> bool {
-        let mut slot = self.llm.lock().unwrap_or_else(|p| p.into_inner());
-        slot.take().is_some()
+        self.llm.unload()
     }
 
     /// The intent router, compiled on first use (it takes milliseconds; routing takes
@@ -419,22 +478,27 @@ pub enum LlmProblem {
     Broken(String),
 }
 
-fn load_llm(opts: &AnswerOptions<'_>, threads: u32) -> Result<LlmWorker, LlmProblem> {
-    let cfg = &opts.config.llm;
-    let model = models::resolve(&cfg.model, ModelKind::Llm, opts.dirs, opts.catalog).map_err(
-        |e| match e {
+fn load_llm(
+    config: &Config,
+    dirs: &ModelDirs,
+    catalog: &Catalog,
+    threads: u32,
+    gpu_layers: u32,
+) -> Result<LlmWorker, LlmProblem> {
+    let cfg = &config.llm;
+    let model =
+        models::resolve(&cfg.model, ModelKind::Llm, dirs, catalog).map_err(|e| match e {
             models::ModelError::NotFound { .. } | models::ModelError::UnknownName(_) => {
                 LlmProblem::Missing(e.to_string())
             }
             other => LlmProblem::Broken(other.to_string()),
-        },
-    )?;
+        })?;
     LlmWorker::spawn(
         &model,
         EngineOptions {
             context: cfg.context,
             threads,
-            gpu_layers: cfg.gpu_layers,
+            gpu_layers,
         },
     )
     .map_err(|e| LlmProblem::Broken(e.to_string()))
@@ -508,6 +572,7 @@ fn ask_llm(
     env: &skills::Env<'_>,
     power: &ProfileSettings,
     opts: &AnswerOptions<'_>,
+    timings: &mut BTreeMap<String, u64>,
 ) -> LlmOutcome {
     let cfg = &opts.config.llm;
     let mut hops = Vec::new();
@@ -526,7 +591,7 @@ fn ask_llm(
     let engines = match opts.engines {
         Some(e) => e,
         None => {
-            own = Engines::default();
+            own = Engines::new(opts.config, opts.dirs, opts.catalog);
             &own
         }
     };
@@ -557,8 +622,15 @@ fn ask_llm(
             };
         }
     }
-    let worker = match engines.llm(opts, power.llm_threads) {
-        Ok(w) => w,
+    let gpu_layers = power.llm_gpu_layers.unwrap_or(cfg.gpu_layers);
+    let worker = match engines.llm(power.llm_threads, gpu_layers) {
+        Ok(fetched) => {
+            if let Some(took) = fetched.loaded {
+                hops.push(format!("llm: loaded in {} ms", took.as_millis()));
+                timings.insert("llm_load_ms".into(), took.as_millis() as u64);
+            }
+            fetched.worker
+        }
         Err(LlmProblem::Missing(e)) => {
             tracing::info!(error = %e, "no language model; answering with the fallback");
             hops.push(format!("llm: not installed ({e})"));
@@ -603,7 +675,11 @@ fn ask_llm(
         &gen,
         &choice,
         env,
-        &mut |_| {},
+        &mut |sentence: &str| {
+            if let Some(sink) = opts.on_sentence {
+                (sink.0)(sentence);
+            }
+        },
     );
     match result {
         Ok(chat) if !chat.reply.trim().is_empty() => {

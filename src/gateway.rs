@@ -10,7 +10,7 @@
 use std::io::Cursor;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -22,6 +22,7 @@ use crate::http::{
     TranscribeRequest, Transcription,
 };
 use crate::models::{self, ModelKind};
+use crate::power::ModelSlot;
 use crate::router::{Routed, Router};
 use crate::store::InputMode;
 use crate::stt::{DecodeOptions, WhisperEngine};
@@ -43,7 +44,8 @@ const OPENAI_VOICES: &[&str] = &[
 /// The engines behind `serena serve`'s Wyoming and HTTP servers.
 pub struct Gateway {
     service: Arc<Service>,
-    whisper: Mutex<Option<(String, Arc<WhisperEngine>)>>,
+    /// The speech model, by spec; the memory manager may empty it (`serve` watches it).
+    whisper: ModelSlot<WhisperEngine, String>,
     transcriptions: AtomicU64,
     syntheses: AtomicU64,
     answers: AtomicU64,
@@ -58,9 +60,17 @@ impl std::fmt::Debug for Gateway {
 impl Gateway {
     /// A gateway over `service` (the store owner and its engines).
     pub fn new(service: Arc<Service>) -> Gateway {
+        let ctx = service.context();
+        let (dirs, catalog) = (ctx.dirs.clone(), ctx.catalog.clone());
+        let flash_attn = ctx.config.stt.flash_attn;
+        let whisper = ModelSlot::keyed("stt", ctx.config.power.idle_unload(), move |spec: &str| {
+            let model = models::resolve(spec, ModelKind::Whisper, &dirs, &catalog)
+                .map_err(|e| e.to_string())?;
+            WhisperEngine::load_with(&model, flash_attn).map_err(|e| e.to_string())
+        });
         Gateway {
             service,
-            whisper: Mutex::new(None),
+            whisper,
             transcriptions: AtomicU64::new(0),
             syntheses: AtomicU64::new(0),
             answers: AtomicU64::new(0),
@@ -79,20 +89,16 @@ impl Gateway {
             Some(s) if !s.is_empty() && s != "whisper-1" => s.to_string(),
             _ => ctx.config.stt.model.clone(),
         };
-        let mut slot = self.whisper.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some((name, engine)) = slot.as_ref() {
-            if *name == spec {
-                return Ok(engine.clone());
-            }
+        let fetched = self.whisper.get_as_blocking(&spec)?;
+        if let Some(took) = fetched.loaded {
+            tracing::info!(model = %spec, load_ms = took.as_millis() as u64, "speech model loaded");
         }
-        let model = models::resolve(&spec, ModelKind::Whisper, &ctx.dirs, &ctx.catalog)
-            .map_err(|e| e.to_string())?;
-        let engine = Arc::new(
-            WhisperEngine::load_with(&model, ctx.config.stt.flash_attn)
-                .map_err(|e| e.to_string())?,
-        );
-        *slot = Some((spec, engine.clone()));
-        Ok(engine)
+        Ok(fetched.engine)
+    }
+
+    /// The speech model's slot, for the memory manager.
+    pub fn whisper_slot(&self) -> &ModelSlot<WhisperEngine, String> {
+        &self.whisper
     }
 
     fn decode_options(&self, language: Option<&str>) -> DecodeOptions {
@@ -424,11 +430,29 @@ impl ApiBackend for Gateway {
                 self.answers.load(Ordering::Relaxed) as f64,
             ),
         ];
-        let stt = self
-            .whisper
-            .lock()
-            .map(|s| s.as_ref().map(|(n, _)| n.clone()))
-            .unwrap_or_default();
+        for (kind, stats) in [
+            ("stt", self.whisper.stats()),
+            ("llm", self.service.engines().llm_slot().stats()),
+        ] {
+            out.push((
+                format!("serena_model_loads_total{{kind=\"{kind}\"}}"),
+                "Model loads (first use, and reloads after an unload).".into(),
+                stats.loads as f64,
+            ));
+            out.push((
+                format!("serena_model_unloads_total{{kind=\"{kind}\"}}"),
+                "Models unloaded (idle, low memory, or replaced for the power profile).".into(),
+                stats.unloads as f64,
+            ));
+            if let Some(took) = stats.last_load {
+                out.push((
+                    format!("serena_model_last_load_seconds{{kind=\"{kind}\"}}"),
+                    "How long the last load of the model took.".into(),
+                    took.as_secs_f64(),
+                ));
+            }
+        }
+        let stt = self.whisper.loaded_key();
         if let Some(name) = stt {
             out.push((
                 format!(

@@ -86,6 +86,8 @@ pub fn ask(ctx: &Ctx, args: AskArgs) -> anyhow::Result<ExitCode> {
         now: SystemTime::now(),
         engines: None,
         new_conversation: args.new,
+        stage_timings: Default::default(),
+        on_sentence: None,
     };
     // Audio is transcribed here; the answer comes from the store's owner: the running
     // Serena when there is one (over its socket), else this process.
@@ -96,8 +98,14 @@ pub fn ask(ctx: &Ctx, args: AskArgs) -> anyhow::Result<ExitCode> {
         }
         None => (text, InputMode::Text, Default::default()),
     };
-    let mut answer = control::open(store_cmds::context(ctx))?.ask_with(&text, mode, args.new)?;
-    answer.timings.extend(stt_timings);
+    // The transcription's timings go to the history with the answer.
+    let mut answer = control::open(store_cmds::context(ctx))?.ask_question(&control::Question {
+        text: &text,
+        mode,
+        new_conversation: args.new,
+        timings: &stt_timings,
+        on_sentence: None,
+    })?;
 
     if args.speak || args.output_file.is_some() {
         let t = Instant::now();

@@ -19,7 +19,7 @@ use serena::models::{self, ModelKind};
 use serena::pipeline::listen::{self, Answered, Brain, Event, ListenOptions, Stats};
 use serena::pipeline::source::FileSource;
 use serena::pipeline::speaker::FileSpeaker;
-use serena::power::{Profile, ProfileSettings, VadEngine};
+use serena::power::{ModelSlot, Profile, ProfileSettings, VadEngine};
 use serena::router::{Routed, Router};
 use serena::stt::{DecodeOptions, WhisperEngine};
 use serena::usage::Meter;
@@ -150,6 +150,11 @@ fn bench_profile(
     let t = Instant::now();
     let engine = WhisperEngine::load_with(&model, ctx.config.stt.flash_attn)?;
     let model_load_ms = t.elapsed().as_millis() as u64;
+    // The pipeline takes whisper from a slot; nothing unloads it here.
+    let slot: ModelSlot<WhisperEngine, String> = ModelSlot::keyed("stt", None, |spec: &str| {
+        Err(format!("{spec} is not reloaded during the benchmark"))
+    });
+    let engine = slot.put(&spec, engine, t.elapsed());
 
     // Transcription speed on a file.
     let file_opts = DecodeOptions {
@@ -175,7 +180,10 @@ fn bench_profile(
     let vad = if silero.is_some() { "silero" } else { "energy" };
     let mut decode_opts = DecodeOptions::for_command(&ctx.config.stt);
     decode_opts.threads = settings.stt_threads;
-    let mut answer = |text: &str| -> Result<Answered, String> {
+    let mut answer = |text: &str,
+                      _: &std::collections::BTreeMap<String, u64>,
+                      _: &mut dyn FnMut(&str)|
+     -> Result<Answered, String> {
         let (intent, reply) = match router.route(text) {
             Routed::Intent(m) => (Some(format!("{:?}", m.intent)), "It is twelve o'clock."),
             Routed::NotUnderstood => (None, "Sorry, I did not understand."),
@@ -191,12 +199,9 @@ fn bench_profile(
     let events = run_pipeline(
         command.to_vec(),
         Brain {
-            engine: &engine,
-            decode: decode_opts.clone(),
-            answer: &mut answer,
             synth,
             vad: silero.as_mut(),
-            on_profile: None,
+            ..Brain::new(&slot, &spec, decode_opts.clone(), &mut answer)
         },
         &scratch.join("reply.wav"),
     );
@@ -256,16 +261,15 @@ fn bench_profile(
             vec![0.0; n]
         };
         let idle = Meter::start();
-        let mut none = |_: &str| -> Result<Answered, String> { Err("idle".into()) };
+        let mut none = |_: &str,
+                        _: &std::collections::BTreeMap<String, u64>,
+                        _: &mut dyn FnMut(&str)|
+         -> Result<Answered, String> { Err("idle".into()) };
         run_pipeline(
             audio,
             Brain {
-                engine: &engine,
-                decode: decode_opts.clone(),
-                answer: &mut none,
-                synth: None,
                 vad: silero.as_mut(),
-                on_profile: None,
+                ..Brain::new(&slot, &spec, decode_opts.clone(), &mut none)
             },
             &scratch.join("idle.wav"),
         );

@@ -2,6 +2,7 @@
 //! it were the microphone (`--input-file`), waiting for the trained wake words (`src/wake/`)
 //! or, with `--no-wake`, answering every utterance. The loop is `src/pipeline/listen.rs`.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +22,7 @@ use serena::pipeline::listen::{
 use serena::pipeline::ptt::{self, PttError, TalkSource, Trigger};
 use serena::pipeline::source::{FileSource, LiveSource};
 use serena::pipeline::speaker::{DeviceSpeaker, FileSpeaker, Speaker};
-use serena::power::{Profile, ProfileSettings, VadEngine};
+use serena::power::{Base, ModelSlot, Profile, ProfileSettings, VadEngine};
 use serena::store::InputMode;
 use serena::stt::{DecodeOptions, WhisperEngine};
 use serena::vad::SileroVad;
@@ -333,16 +334,52 @@ fn run_loop(
     run: Run,
 ) -> anyhow::Result<ExitCode> {
     let Run {
-        mut handle,
+        handle,
         power,
         vad,
         notice,
         raw,
     } = run;
-    let settings = power.as_ref().map(|p| p.settings.clone());
-    let spec = io.model.as_deref().unwrap_or(&ctx.config.stt.model);
-    let model = models::resolve(spec, ModelKind::Whisper, &ctx.dirs, &ctx.catalog)?;
+    // The profiles scale the model in use: `--model` when given, else `stt.model`.
+    let spec = io
+        .model
+        .as_deref()
+        .unwrap_or(&ctx.config.stt.model)
+        .to_string();
+    let base = Base::new(
+        &spec,
+        ctx.config.stt.threads,
+        ctx.config.llm.threads,
+        ctx.config.llm.max_tokens,
+    );
+    let settings = power
+        .as_ref()
+        .map(|p| ProfileSettings::for_profile(p.profile, &base));
+    let stt_model = settings
+        .as_ref()
+        .map_or(spec.as_str(), |s| s.whisper_model_or(&spec))
+        .to_string();
+    // Whisper lives in a slot the memory manager may empty; the first load happens here so
+    // that a missing or broken model fails before listening starts (exit code 4).
+    let t = Instant::now();
+    let model = models::resolve(&stt_model, ModelKind::Whisper, &ctx.dirs, &ctx.catalog)?;
     let engine = WhisperEngine::load_with(&model, ctx.config.stt.flash_attn)?;
+    let first_load = t.elapsed();
+    let (dirs, catalog) = (ctx.dirs.clone(), ctx.catalog.clone());
+    let flash_attn = ctx.config.stt.flash_attn;
+    let stt_slot: ModelSlot<WhisperEngine, String> =
+        ModelSlot::keyed("stt", ctx.config.power.idle_unload(), move |spec: &str| {
+            let model = models::resolve(spec, ModelKind::Whisper, &dirs, &catalog)
+                .map_err(|e| e.to_string())?;
+            WhisperEngine::load_with(&model, flash_attn).map_err(|e| e.to_string())
+        });
+    drop(stt_slot.put(&stt_model, engine, first_load));
+    let mut unloader = ctx.config.power.unloader();
+    unloader.add(stt_slot.clone());
+    if let Some(engines) = handle.local_engines() {
+        // The language model, when this process answers (no `serena serve` running).
+        unloader.add(engines.llm_slot().clone());
+    }
     let mut decode_opts = DecodeOptions::for_command(&ctx.config.stt);
     if let Some(s) = &settings {
         decode_opts.threads = s.stt_threads;
@@ -380,7 +417,6 @@ fn run_loop(
     };
 
     let started = Instant::now();
-    let base = serena::power::now::base(&ctx.config);
     let mut current = settings
         .as_ref()
         .map(|s| s.profile.to_string())
@@ -393,9 +429,25 @@ fn run_loop(
         let p: Profile = profile.parse().ok()?;
         Some(ProfileSettings::for_profile(p, &base))
     };
-    let mut answer = move |text: &str| -> Result<Answered, String> {
+    // The answers and the idle power polls share the store's handle (both on the brain's
+    // thread).
+    let handle = std::sync::Mutex::new(handle);
+    let mut answer = |text: &str,
+                      timings: &BTreeMap<String, u64>,
+                      on_sentence: &mut dyn FnMut(&str)|
+     -> Result<Answered, String> {
+        let sink = std::cell::RefCell::new(on_sentence);
+        let say = |s: &str| (*sink.borrow_mut())(s);
         let a = handle
-            .ask(text, InputMode::Voice)
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .ask_question(&control::Question {
+                text,
+                mode: InputMode::Voice,
+                new_conversation: false,
+                timings,
+                on_sentence: Some(&say),
+            })
             .map_err(|e| e.to_string())?;
         Ok(Answered {
             intent: a.intent,
@@ -407,6 +459,10 @@ fn run_loop(
                 .unwrap_or_default(),
             power_profile: a.power_profile,
         })
+    };
+    let mut poll_profile = || -> Option<String> {
+        let mut handle = handle.lock().unwrap_or_else(|p| p.into_inner());
+        power_now(&mut handle).map(|p| p.profile.to_string())
     };
     let synth = match serena::tts::from_config(&ctx.config.tts) {
         Ok(s) => Some(s),
@@ -447,9 +503,16 @@ fn run_loop(
     if let Some(p) = &power {
         emit(&Event::Profile {
             profile: p.profile.to_string(),
+            always_listening: p.settings.always_listening,
         });
         tracing::info!(profile = %p.profile, source = %p.source, silero = silero.is_some(), "power profile");
     }
+    emit(&Event::ModelLoaded {
+        slot: "stt".into(),
+        model: stt_model.clone(),
+        load_ms: first_load.as_millis() as u64,
+        reload: false,
+    });
     if let (Some(text), Some(synth)) = (notice, synth.as_deref()) {
         match synth.synthesize(text) {
             Ok(speech) => {
@@ -466,12 +529,15 @@ fn run_loop(
     listen::run(
         source,
         Brain {
-            engine: &engine,
-            decode: decode_opts,
-            answer: &mut answer,
+            configured_model: io.model.is_none().then(|| spec.clone()),
             synth: synth.as_deref(),
             vad: silero.as_mut(),
             on_profile: Some(&mut on_profile),
+            poll_profile: Some(&mut poll_profile),
+            poll_every: Duration::from_secs(u64::from(ctx.config.power.poll_seconds.max(1))),
+            profile: power.as_ref().map(|p| p.profile),
+            memory: Some(&unloader),
+            ..Brain::new(&stt_slot, &stt_model, decode_opts, &mut answer)
         },
         wake_words.as_mut().map(|w| w as &mut dyn WakeDetector),
         speaker.as_mut(),
@@ -552,7 +618,29 @@ fn text_of(event: &Event) -> String {
         Event::Rejected { audio_s, .. } => {
             format!("not speech ({audio_s:.1} s of sound; Silero heard no voice)")
         }
-        Event::Profile { profile } => format!("power profile: {profile}"),
+        Event::Profile {
+            profile,
+            always_listening: false,
+        } => format!("power profile: {profile} (always-on listening suspended)"),
+        Event::Profile { profile, .. } => format!("power profile: {profile}"),
+        Event::ModelLoaded {
+            slot,
+            model,
+            load_ms,
+            reload,
+        } => format!(
+            "{slot} model {model} {} in {load_ms} ms",
+            if *reload { "reloaded" } else { "loaded" }
+        ),
+        Event::ModelUnloaded {
+            slot,
+            reason: "idle",
+            value,
+        } => format!("{slot} model unloaded: idle for {value:.0} s"),
+        Event::ModelUnloaded { slot, value, .. } => {
+            format!("{slot} model unloaded: low memory ({value:.0} MiB available)")
+        }
+        Event::Notice { text } => format!("notice: {text}"),
         Event::Reply { text, source, .. } => format!("reply ({source}): {text}"),
         Event::SpeakingStart { first_audio_ms, .. } => {
             format!("speaking ({first_audio_ms} ms after the end of speech)")

@@ -163,6 +163,17 @@ enum Event<'a> {
         timer: &'a TimerEvent,
         message: String,
     },
+    /// The memory manager unloaded a model (idle, or memory ran low); the next request
+    /// loads it again.
+    ModelUnloaded {
+        slot: &'a str,
+        /// `idle` or `low_memory`.
+        reason: &'a str,
+        /// Idle: seconds unused. Low memory: MiB available.
+        value: f64,
+    },
+    /// The power profile in force changed (battery, mains, or pinned by voice).
+    Profile { from: String, to: String },
     /// A signal arrived; draining.
     Stopping { signal: &'a str },
     /// The store is closed and the socket removed.
@@ -195,6 +206,12 @@ impl Events {
                     timer.name.as_deref().unwrap_or("-"),
                     timer.late_ms
                 ),
+                Event::ModelUnloaded {
+                    slot,
+                    reason,
+                    value,
+                } => format!("model_unloaded slot={slot} reason={reason} value={value:.1}"),
+                Event::Profile { from, to } => format!("profile from={from} to={to}"),
                 Event::Stopping { signal } => format!("stopping signal={signal}"),
                 Event::Stopped => "stopped".to_string(),
             },
@@ -324,6 +341,26 @@ async fn serve(
             }
         });
     }
+    // The memory manager: the speech and language models unload when idle
+    // (`power.idle_unload_seconds`) or when memory runs low (`power.min_available_mb`).
+    let mut unloader = ctx.config.power.unloader();
+    unloader.add(gateway.whisper_slot().clone());
+    unloader.add(service.engines().llm_slot().clone());
+    let (unload_tx, unload_rx) = mpsc::channel(16);
+    let stop = shutdown.clone();
+    tasks.spawn(async move {
+        let stats = unloader
+            .run(Some(unload_tx), async move { stop.wait().await })
+            .await;
+        tracing::debug!(?stats, "memory manager stopped");
+    });
+    tasks.spawn(report_unloads(unload_rx, events));
+    tasks.spawn(watch_power(
+        Arc::clone(&service),
+        events,
+        Duration::from_secs(u64::from(ctx.config.power.poll_seconds.max(1))),
+        shutdown.clone(),
+    ));
     let maintenance = spawn_maintenance(
         Arc::clone(&store),
         ctx.config.store.retention(),
@@ -364,6 +401,57 @@ async fn serve(
     owner.close()?;
     events.emit(&Event::Stopped);
     Ok(ExitCode::Ok)
+}
+
+/// Prints what the memory manager unloaded.
+async fn report_unloads(mut rx: mpsc::Receiver<serena::power::UnloadEvent>, events: Events) {
+    use serena::power::UnloadReason;
+    while let Some(event) = rx.recv().await {
+        let (reason, value) = match event.reason {
+            UnloadReason::Idle { idle } => ("idle", idle.as_secs_f64()),
+            UnloadReason::LowMemory { available, .. } => ("low_memory", (available >> 20) as f64),
+        };
+        events.emit(&Event::ModelUnloaded {
+            slot: &event.slot,
+            reason,
+            value,
+        });
+    }
+}
+
+/// Reads the power profile every `every` (as answers do, so hysteresis and changes are
+/// kept in the store for `serena status`) and reports each change.
+async fn watch_power(service: Arc<Service>, events: Events, every: Duration, shutdown: Shutdown) {
+    let read = |service: Arc<Service>| {
+        tokio::task::spawn_blocking(move || {
+            let cx = service.context();
+            serena::power::now::resolve(&cx.config, service.store(), serena::store::now_ms())
+                .profile
+        })
+    };
+    let Ok(mut current) = read(Arc::clone(&service)).await else {
+        return;
+    };
+    let mut ticker = tokio::time::interval(every);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        tokio::select! {
+            () = shutdown.wait() => return,
+            _ = ticker.tick() => {}
+        }
+        let Ok(profile) = read(Arc::clone(&service)).await else {
+            return;
+        };
+        if profile != current {
+            tracing::info!(from = %current, to = %profile, "power profile changed");
+            events.emit(&Event::Profile {
+                from: current.to_string(),
+                to: profile.to_string(),
+            });
+            current = profile;
+        }
+    }
 }
 
 /// Prints (and speaks, with a context) each timer event until the timer task ends.

@@ -44,7 +44,7 @@ pub use protocol::{
     BackupSummary, Count, ErrorCode, ListSummary, ListView, Passphrase, Pong, PowerInForce,
     Request, ServerStatus, Settings, StoreCounts, PROTOCOL_VERSION,
 };
-pub use service::{Context, Role, Service};
+pub use service::{Context, Question, Role, Service};
 pub use shutdown::Shutdown;
 
 use crate::answer::{store_dir, Answer};
@@ -175,6 +175,15 @@ impl Handle {
             .map_err(|e| ControlError::Invalid(format!("unexpected result: {e}")))
     }
 
+    /// The engines, when this process answers itself (no Serena running); a running
+    /// Serena manages its own.
+    pub fn local_engines(&self) -> Option<&crate::answer::Engines> {
+        match self {
+            Handle::Local(service) => Some(service.engines()),
+            Handle::Remote(_) => None,
+        }
+    }
+
     /// Runs `request` and returns its raw result.
     ///
     /// # Errors
@@ -225,7 +234,26 @@ impl Handle {
             text: text.to_string(),
             mode,
             new_conversation,
+            timings: std::collections::BTreeMap::new(),
         })
+    }
+
+    /// Answer a [`Question`]. In process, the reply's sentences reach
+    /// `question.on_sentence` as they are generated; over the socket the reply comes whole
+    /// (and the callback is not called).
+    ///
+    /// # Errors
+    /// As [`Handle::call`].
+    pub fn ask_question(&mut self, question: &Question<'_>) -> Result<Answer, ControlError> {
+        match self {
+            Handle::Local(service) => service.answer_question(question),
+            Handle::Remote(_) => self.call(Request::Ask {
+                text: question.text.to_string(),
+                mode: question.mode,
+                new_conversation: question.new_conversation,
+                timings: question.timings.clone(),
+            }),
+        }
     }
 
     /// All notes, oldest first.

@@ -108,6 +108,10 @@ pub enum Request {
         /// Forget the conversation first (`serena ask --new`).
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         new_conversation: bool,
+        /// Timings of the stages before the answer (the asker's transcription: `stt_ms`,
+        /// `stt_load_ms`, ...), recorded in the history with it.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        timings: std::collections::BTreeMap<String, u64>,
     },
     /// All notes, oldest first. Result: `[Note]`.
     NotesList,
@@ -463,6 +467,12 @@ pub struct PowerInForce {
     pub settings: crate::power::ProfileSettings,
     /// The power source, described.
     pub source: String,
+    /// Who pinned the profile (`config` or `voice`), when someone did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pinned_by: Option<String>,
+    /// The last change of the automatic profile (battery or mains).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_change: Option<crate::power::now::StoredChange>,
 }
 
 /// A count of removed things.

@@ -81,6 +81,35 @@ fn non_empty<'a>(what: &str, text: &'a str) -> Result<&'a str, ControlError> {
     }
 }
 
+/// A question to answer, with what the asker measured before it and, in process, a
+/// callback for the reply's sentences as they are generated.
+#[derive(Clone, Copy)]
+pub struct Question<'a> {
+    /// The question (a transcript, for speech).
+    pub text: &'a str,
+    /// How it came in.
+    pub mode: crate::store::InputMode,
+    /// Forget the conversation first.
+    pub new_conversation: bool,
+    /// Timings of the asker's stages (`stt_ms`, `stt_load_ms`, ...), kept in the history.
+    pub timings: &'a std::collections::BTreeMap<String, u64>,
+    /// Told each sentence of a language-model reply as it is generated. Only in process:
+    /// over the socket the reply comes whole.
+    pub on_sentence: Option<&'a dyn Fn(&str)>,
+}
+
+impl std::fmt::Debug for Question<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Question")
+            .field("text", &self.text)
+            .field("mode", &self.mode)
+            .field("new_conversation", &self.new_conversation)
+            .field("timings", &self.timings)
+            .field("streamed", &self.on_sentence.is_some())
+            .finish()
+    }
+}
+
 impl Service {
     /// A service over `store`. `timers_changed` is notified after every request that may
     /// have changed timers (the timer runtime waits on it).
@@ -90,6 +119,7 @@ impl Service {
         role: Role,
         timers_changed: Option<Arc<Notify>>,
     ) -> Service {
+        let engines = crate::answer::Engines::new(&ctx.config, &ctx.dirs, &ctx.catalog);
         Service {
             store,
             ctx,
@@ -97,7 +127,7 @@ impl Service {
             started_unix_ms: store::now_ms(),
             requests: AtomicU64::new(0),
             timers_changed,
-            engines: crate::answer::Engines::default(),
+            engines,
         }
     }
 
@@ -141,6 +171,24 @@ impl Service {
         mode: crate::store::InputMode,
         new_conversation: bool,
     ) -> Result<crate::answer::Answer, ControlError> {
+        self.answer_question(&Question {
+            text,
+            mode,
+            new_conversation,
+            timings: &std::collections::BTreeMap::new(),
+            on_sentence: None,
+        })
+    }
+
+    /// Answer a [`Question`]: its stage timings go to the history, and the sentences of a
+    /// language-model reply reach its callback as they are generated.
+    ///
+    /// # Errors
+    /// As [`Service::answer`].
+    pub fn answer_question(
+        &self,
+        question: &Question<'_>,
+    ) -> Result<crate::answer::Answer, ControlError> {
         let ctx = &self.ctx;
         let opts = AnswerOptions {
             config: &ctx.config,
@@ -150,9 +198,12 @@ impl Service {
             stt_model: None,
             now: SystemTime::now(),
             engines: Some(&self.engines),
-            new_conversation,
+            new_conversation: question.new_conversation,
+            stage_timings: question.timings.clone(),
+            on_sentence: question.on_sentence.map(crate::answer::SentenceSink),
         };
-        answer::answer_in(&self.store, text, mode, &opts).map_err(ControlError::from_answer)
+        answer::answer_in(&self.store, question.text, question.mode, &opts)
+            .map_err(ControlError::from_answer)
     }
 
     /// Engines kept loaded between requests.
@@ -176,13 +227,22 @@ impl Service {
                     profile: power.profile,
                     settings: power.settings,
                     source: power.source,
+                    pinned_by: power.pinned_by.map(str::to_string),
+                    last_change: crate::power::now::last_change(s),
                 })
             }
             Request::Ask {
                 text,
                 mode,
                 new_conversation,
-            } => to_value(self.answer(&text, mode, new_conversation)?),
+                timings,
+            } => to_value(self.answer_question(&Question {
+                text: &text,
+                mode,
+                new_conversation,
+                timings: &timings,
+                on_sentence: None,
+            })?),
             Request::NotesList => to_value(s.notes()?),
             Request::NotesAdd { text } => to_value(s.add_note(non_empty("note", &text)?)?),
             Request::NotesRemove { id } => match s.remove_note(id)? {

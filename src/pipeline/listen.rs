@@ -26,6 +26,7 @@
 //!
 //! All positions in events are seconds of input; latencies are wall-clock milliseconds.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::time::{Duration, Instant};
@@ -34,7 +35,8 @@ use serde::Serialize;
 
 use super::endpoint::{EndReason, EndpointConfig, EndpointEvent, Endpointer, EnergyVad, RATE};
 use super::speaker::Speaker;
-use crate::power::ProfileSettings;
+use crate::power::profile::notice_between;
+use crate::power::{IdleUnloader, ModelSlot, Profile, ProfileSettings, UnloadReason};
 use crate::stt::command::transcribe_command;
 use crate::stt::{DecodeOptions, WhisperEngine};
 use crate::tts::{Speech, Synthesizer};
@@ -219,6 +221,35 @@ pub enum Event {
     Profile {
         /// The new profile.
         profile: String,
+        /// Whether always-on listening goes on (`false` in critical: utterances are
+        /// not answered until the power is back; push-to-talk still works).
+        always_listening: bool,
+    },
+    /// A model was loaded: on first use, again after the memory manager unloaded it, or
+    /// another model for a new power profile.
+    ModelLoaded {
+        /// The slot (`stt`).
+        slot: String,
+        /// The model.
+        model: String,
+        /// How long loading took.
+        load_ms: u64,
+        /// Whether it had been loaded before in this run.
+        reload: bool,
+    },
+    /// The memory manager unloaded a model; the next use loads it again.
+    ModelUnloaded {
+        /// The slot (`stt`, `llm`).
+        slot: String,
+        /// `idle` or `low_memory`.
+        reason: &'static str,
+        /// Idle: seconds unused. Low memory: MiB available.
+        value: f64,
+    },
+    /// Something said that is not a reply (entering or leaving the critical profile).
+    Notice {
+        /// What was said.
+        text: String,
     },
     /// A wake word was heard.
     Wake {
@@ -330,25 +361,81 @@ pub struct Stats {
 
 /// The engines the brain uses.
 pub struct Brain<'a> {
-    /// Whisper.
-    pub engine: &'a WhisperEngine,
+    /// Whisper, in a slot keyed by model name that the memory manager may empty (the next
+    /// utterance loads it again, with a [`Event::ModelLoaded`]).
+    pub stt: &'a ModelSlot<WhisperEngine, String>,
+    /// The whisper model to use (the slot's key).
+    pub stt_model: String,
+    /// The model the power profiles scale (`ProfileSettings::whisper_model_or`); `None`
+    /// keeps `stt_model` whatever the profile (the user named one).
+    pub configured_model: Option<String>,
     /// Decoding settings for commands (threads change with the power profile).
     pub decode: DecodeOptions,
-    /// Answers a transcript.
-    pub answer: &'a mut (dyn FnMut(&str) -> Result<Answered, String> + Send),
+    /// Answers a transcript, given the timings of the stages before it (for the history)
+    /// and a callback for the reply's sentences as they are generated; returns the whole
+    /// answer.
+    pub answer: &'a mut AnswerFn<'a>,
     /// The synthesizer; `None`: replies are not spoken.
     pub synth: Option<&'a dyn Synthesizer>,
     /// Silero, to check each utterance for speech (and trim it) before whisper; `None`:
     /// the energy VAD's verdict stands.
     pub vad: Option<&'a mut SileroVad>,
-    /// Called after each answer with the power profile it was given; returns the settings to
-    /// apply from the next utterance when the profile changed.
-    pub on_profile: Option<&'a mut OnProfile>,
+    /// Called after each answer with the power profile it was given, and while idle with
+    /// the profile polled by `poll_profile`; returns the settings to apply from the next
+    /// utterance when the profile changed.
+    pub on_profile: Option<&'a mut OnProfile<'a>>,
+    /// Reads the power profile in force now (`None`: unknown); called every
+    /// `poll_every` while no utterance comes, so a battery that runs down is noticed
+    /// between commands.
+    pub poll_profile: Option<&'a mut PollProfile<'a>>,
+    /// How often `poll_profile` is called while idle.
+    pub poll_every: Duration,
+    /// The profile in force at the start (entering or leaving critical from it is
+    /// announced).
+    pub profile: Option<Profile>,
+    /// The memory manager over the engines' slots. The front runs its checks between
+    /// frames (on the wall clock), so a model goes when idle or when memory runs low
+    /// even while nothing is said.
+    pub memory: Option<&'a IdleUnloader>,
 }
+
+impl<'a> Brain<'a> {
+    /// A brain that transcribes with `stt_model` from `stt` and answers with `answer`:
+    /// no speech out, no Silero, no power profile, no memory manager (set those fields).
+    pub fn new(
+        stt: &'a ModelSlot<WhisperEngine, String>,
+        stt_model: &str,
+        decode: DecodeOptions,
+        answer: &'a mut AnswerFn<'a>,
+    ) -> Brain<'a> {
+        Brain {
+            stt,
+            stt_model: stt_model.to_string(),
+            configured_model: None,
+            decode,
+            answer,
+            synth: None,
+            vad: None,
+            on_profile: None,
+            poll_profile: None,
+            poll_every: Duration::from_secs(30),
+            profile: None,
+            memory: None,
+        }
+    }
+}
+
+/// See [`Brain::answer`].
+pub type AnswerFn<'a> = dyn FnMut(&str, &BTreeMap<String, u64>, &mut dyn FnMut(&str)) -> Result<Answered, String>
+    + Send
+    + 'a;
 
 /// See [`Brain::on_profile`]: given the profile an answer was given under, the settings to
 /// apply when it changed.
-pub type OnProfile = dyn FnMut(&str) -> Option<ProfileSettings> + Send;
+pub type OnProfile<'a> = dyn FnMut(&str) -> Option<ProfileSettings> + Send + 'a;
+
+/// See [`Brain::poll_profile`].
+pub type PollProfile<'a> = dyn FnMut() -> Option<String> + Send + 'a;
 
 struct Utterance {
     id: u64,
@@ -375,6 +462,8 @@ enum FromBrain {
     Stop,
     /// A new power profile's settings, for the front.
     Profile(ProfileSettings),
+    /// A notice to say (not a reply).
+    Notice(Speech),
     Done {
         id: u64,
         partial: bool,
@@ -396,6 +485,7 @@ pub fn run(
     let (ev_tx, ev_rx) = mpsc::sync_channel::<FromBrain>(16);
     // The id of the newest reply the front cancelled: the brain skips synthesis for it.
     let cancelled = AtomicU64::new(0);
+    let memory = brain.memory;
     std::thread::scope(|scope| {
         let cancelled_ref = &cancelled;
         let brain_thread = std::thread::Builder::new()
@@ -430,6 +520,9 @@ pub fn run(
             partial_every_s: opts.partial_every_s,
             partial_at: 0,
             recent: std::collections::VecDeque::with_capacity(PTT_PRE_ROLL),
+            memory,
+            memory_checked: Instant::now(),
+            suspended: false,
         };
         emit(&Event::Listening {
             wake_words: wake.as_ref().map(|w| w.names()).unwrap_or_default(),
@@ -511,6 +604,11 @@ struct Front<'a> {
     /// Push-to-talk: the last samples before the key went down (people start speaking as
     /// they press).
     recent: std::collections::VecDeque<f32>,
+    /// The memory manager, checked every `check_every` of wall-clock time.
+    memory: Option<&'a IdleUnloader>,
+    memory_checked: Instant,
+    /// Always-on listening is suspended (critical battery): utterances are not answered.
+    suspended: bool,
 }
 
 impl Front<'_> {
@@ -524,6 +622,7 @@ impl Front<'_> {
         self.position += frame.len() as u64;
         self.drain(speaker, emit, false);
         self.speaker_tick(frame.len(), speaker, emit);
+        self.check_memory(emit);
         match &mut self.talk {
             Some(audio) => {
                 audio.extend_from_slice(frame);
@@ -588,6 +687,11 @@ impl Front<'_> {
         self.position += frame.len() as u64;
         self.drain(speaker, emit, false);
         self.speaker_tick(frame.len(), speaker, emit);
+        self.check_memory(emit);
+        if self.suspended {
+            // Critical battery: hear nothing until the power is back (the brain polls it).
+            return;
+        }
 
         if let Some(detector) = wake {
             if let Some(hit) = detector.push(frame) {
@@ -623,6 +727,28 @@ impl Front<'_> {
             self.endpoint_event(event, speaker, emit);
         }
         self.maybe_partial();
+    }
+
+    /// Run the memory manager's checks when they are due; report what it unloaded.
+    fn check_memory(&mut self, emit: &mut dyn FnMut(&Event)) {
+        let Some(unloader) = self.memory else { return };
+        if self.memory_checked.elapsed() < unloader.check_every() {
+            return;
+        }
+        self.memory_checked = Instant::now();
+        for event in unloader.check(tokio::time::Instant::now()) {
+            let (reason, value) = match event.reason {
+                UnloadReason::Idle { idle } => ("idle", idle.as_secs_f64()),
+                UnloadReason::LowMemory { available, .. } => {
+                    ("low_memory", (available >> 20) as f64)
+                }
+            };
+            emit(&Event::ModelUnloaded {
+                slot: event.slot,
+                reason,
+                value,
+            });
+        }
     }
 
     /// While an utterance that will be answered goes on and the brain is idle, every
@@ -887,7 +1013,19 @@ impl Front<'_> {
             FromBrain::Stop => {
                 self.barge_in("stop_word", speaker, emit);
             }
+            FromBrain::Notice(speech) => {
+                if let Err(message) = speaker.queue(speech) {
+                    emit(&Event::Error { message });
+                }
+            }
             FromBrain::Profile(settings) => {
+                self.suspended = !settings.always_listening && !self.opts.push_to_talk;
+                if self.suspended {
+                    // Whatever was being said is not answered; the next speech starts afresh.
+                    self.ep = Endpointer::new(self.opts.endpoint.clone());
+                    self.pending = None;
+                    self.window_until = None;
+                }
                 self.partial_every_s = if settings.partial_transcripts {
                     self.opts.partial_every_s.max(PARTIAL_EVERY_S)
                 } else {
@@ -915,11 +1053,103 @@ fn brain_loop(
     cancelled: &AtomicU64,
     stop_words: &[String],
 ) {
-    while let Ok(utt) = rx.recv() {
+    let poll_every = brain.poll_every.max(Duration::from_millis(100));
+    // Stages measured for a partial transcript (a reload) belong to the final one's answer.
+    let mut carried = BTreeMap::new();
+    loop {
+        let utt = match rx.recv_timeout(poll_every) {
+            Ok(utt) => utt,
+            Err(RecvTimeoutError::Timeout) => {
+                // Idle: has the power changed since the last answer?
+                if let Some(profile) = brain.poll_profile.as_deref_mut().and_then(|f| f()) {
+                    apply_profile(&mut brain, &profile, &tx);
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
         let (id, partial) = (utt.id, utt.partial);
-        utterance(&mut brain, utt, &tx, cancelled, stop_words);
+        utterance(&mut brain, utt, &tx, cancelled, stop_words, &mut carried);
         if tx.send(FromBrain::Done { id, partial }).is_err() {
             return;
+        }
+    }
+}
+
+/// A power profile read after an answer or while idle: when it changed, the engines'
+/// settings for the next utterance, the front's (partials, suspended listening), and the
+/// notice for entering or leaving critical.
+fn apply_profile(brain: &mut Brain<'_>, profile: &str, tx: &SyncSender<FromBrain>) {
+    let Some(settings) = brain.on_profile.as_deref_mut().and_then(|f| f(profile)) else {
+        return;
+    };
+    brain.decode.threads = settings.stt_threads;
+    if let Some(configured) = &brain.configured_model {
+        brain.stt_model = settings.whisper_model_or(configured).to_string();
+    }
+    let previous = brain.profile.replace(settings.profile);
+    let notice = previous.and_then(|p| notice_between(p, settings.profile));
+    let _ = tx.send(FromBrain::Event(Event::Profile {
+        profile: settings.profile.to_string(),
+        always_listening: settings.always_listening,
+    }));
+    let _ = tx.send(FromBrain::Profile(settings));
+    let (Some(text), Some(synth)) = (notice, brain.synth) else {
+        return;
+    };
+    match synth.synthesize(text) {
+        Ok(speech) => {
+            let _ = tx.send(FromBrain::Event(Event::Notice { text: text.into() }));
+            let _ = tx.send(FromBrain::Notice(speech));
+        }
+        Err(e) => {
+            let _ = tx.send(FromBrain::Event(Event::Error {
+                message: e.to_string(),
+            }));
+        }
+    }
+}
+
+/// Speaks a reply sentence by sentence: the first plays while the rest are synthesized.
+struct Voice<'a> {
+    synth: &'a dyn Synthesizer,
+    tx: &'a SyncSender<FromBrain>,
+    cancelled: &'a AtomicU64,
+    id: u64,
+    ended_at: Instant,
+    /// Sentences queued so far.
+    spoken: usize,
+    /// Synthesis failed or the front went away: say nothing more.
+    failed: bool,
+}
+
+impl Voice<'_> {
+    fn say(&mut self, sentence: &str) {
+        if self.failed || sentence.trim().is_empty() {
+            return;
+        }
+        if self.cancelled.load(Ordering::Relaxed) == self.id {
+            return;
+        }
+        let t = Instant::now();
+        match self.synth.synthesize(sentence) {
+            Ok(speech) => {
+                let msg = FromBrain::Speech {
+                    id: self.id,
+                    speech,
+                    first: self.spoken == 0,
+                    synth_ms: t.elapsed().as_millis() as u64,
+                    since_end_ms: self.ended_at.elapsed().as_millis() as u64,
+                };
+                self.spoken += 1;
+                self.failed = self.tx.send(msg).is_err();
+            }
+            Err(e) => {
+                let _ = self.tx.send(FromBrain::Event(Event::Error {
+                    message: e.to_string(),
+                }));
+                self.failed = true;
+            }
         }
     }
 }
@@ -930,12 +1160,17 @@ fn utterance(
     tx: &SyncSender<FromBrain>,
     cancelled: &AtomicU64,
     stop_words: &[String],
+    carried: &mut BTreeMap<String, u64>,
 ) {
     let send = |e: Event| {
         let _ = tx.send(FromBrain::Event(e));
     };
     let t = Instant::now();
     let meter = crate::usage::Meter::start();
+    let mut stages = BTreeMap::new();
+    if !utt.partial {
+        stages.append(carried);
+    }
     let mut audio: &[f32] = &utt.audio;
     if let (Some(vad), false) = (brain.vad.as_deref_mut(), utt.partial) {
         match vad.speech(audio, &VadParams::default()) {
@@ -960,8 +1195,36 @@ fn utterance(
             }
             Err(e) => tracing::warn!(error = %e, "Silero failed; the energy VAD's verdict stands"),
         }
+        stages.insert("vad_ms".to_string(), t.elapsed().as_millis() as u64);
     }
-    let heard = match transcribe_command(brain.engine, audio, &brain.decode) {
+    // Whisper: loaded on first use, or again after the memory manager unloaded it, or
+    // another model for a new power profile. The engine is held (in use) until done.
+    let before = brain.stt.loads();
+    let engine = match brain.stt.get_as_blocking(&brain.stt_model) {
+        Ok(fetched) => {
+            if let Some(took) = fetched.loaded {
+                let load_ms = took.as_millis() as u64;
+                if utt.partial {
+                    carried.insert("stt_load_ms".to_string(), load_ms);
+                } else {
+                    stages.insert("stt_load_ms".to_string(), load_ms);
+                }
+                send(Event::ModelLoaded {
+                    slot: brain.stt.name().to_string(),
+                    model: brain.stt_model.clone(),
+                    load_ms,
+                    reload: before > 0,
+                });
+            }
+            fetched.engine
+        }
+        Err(message) => {
+            send(Event::Error { message });
+            return;
+        }
+    };
+    let t_stt = Instant::now();
+    let heard = match transcribe_command(&engine, audio, &brain.decode) {
         Ok(h) => h,
         Err(e) => {
             send(Event::Error {
@@ -970,11 +1233,15 @@ fn utterance(
             return;
         }
     };
+    drop(engine);
+    stages.insert("stt_ms".to_string(), t_stt.elapsed().as_millis() as u64);
+    stages.insert("stt_audio_ctx".to_string(), u64::from(heard.audio_ctx));
     let text = match &utt.wake_phrase {
         Some(phrase) => strip_wake_phrase(&heard.text, phrase),
         None => heard.text.trim().to_string(),
     };
     let usage = meter.finish();
+    stages.insert("stt_cpu_ms".to_string(), usage.cpu.as_millis() as u64);
     send(Event::Transcript {
         partial: utt.partial,
         text: text.clone(),
@@ -999,7 +1266,22 @@ fn utterance(
         return;
     }
     let t = Instant::now();
-    let answered = match (brain.answer)(&text) {
+    let mut voice = brain.synth.map(|synth| Voice {
+        synth,
+        tx,
+        cancelled,
+        id: utt.id,
+        ended_at: utt.ended_at,
+        spoken: 0,
+        failed: false,
+    });
+    // A language model's sentences are spoken as they are generated.
+    let mut streamed = |sentence: &str| {
+        if let Some(v) = voice.as_mut() {
+            v.say(sentence);
+        }
+    };
+    let answered = match (brain.answer)(&text, &stages, &mut streamed) {
         Ok(a) => a,
         Err(message) => {
             send(Event::Error { message });
@@ -1010,53 +1292,27 @@ fn utterance(
         intent: answered.intent,
         slots: answered.slots,
         text: answered.reply.clone(),
-        source: answered.source,
+        source: answered.source.clone(),
         latency_ms: t.elapsed().as_millis() as u64,
     });
-    // A new power profile applies from the next utterance, never to this one's reply.
-    if let Some(settings) = brain
-        .on_profile
+    // A new power profile applies from the next utterance, never to this one's reply. It
+    // is read afresh: the answer may have changed it ("use saver mode").
+    let profile = brain
+        .poll_profile
         .as_deref_mut()
-        .and_then(|f| f(&answered.power_profile))
-    {
-        brain.decode.threads = settings.stt_threads;
-        send(Event::Profile {
-            profile: settings.profile.to_string(),
-        });
-        let _ = tx.send(FromBrain::Profile(settings));
+        .and_then(|f| f())
+        .unwrap_or(answered.power_profile);
+    apply_profile(brain, &profile, tx);
+    let Some(voice) = voice.as_mut() else { return };
+    if voice.spoken > 0 && answered.source == "llm" {
+        return; // spoken while it was generated
     }
-    let Some(synth) = brain.synth else { return };
-    // Sentence by sentence: the first plays while the rest are synthesized.
-    let mut first = true;
+    // A reply that came whole (the router, the online model, a fallback after a failure).
     let mut splitter = crate::llm::sentences::SentenceSplitter::new();
     let mut sentences = splitter.push(&answered.reply);
     sentences.extend(splitter.finish());
     for sentence in sentences {
-        if cancelled.load(Ordering::Relaxed) == utt.id {
-            return;
-        }
-        let t = Instant::now();
-        match synth.synthesize(&sentence) {
-            Ok(speech) => {
-                let msg = FromBrain::Speech {
-                    id: utt.id,
-                    speech,
-                    first,
-                    synth_ms: t.elapsed().as_millis() as u64,
-                    since_end_ms: utt.ended_at.elapsed().as_millis() as u64,
-                };
-                first = false;
-                if tx.send(msg).is_err() {
-                    return;
-                }
-            }
-            Err(e) => {
-                send(Event::Error {
-                    message: e.to_string(),
-                });
-                return;
-            }
-        }
+        voice.say(&sentence);
     }
 }
 

@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::mpsc;
 use tokio::time::{Instant, MissedTickBehavior};
 
-type Loader<T, E> = dyn Fn() -> Result<T, E> + Send + Sync;
+type Loader<T, E> = dyn Fn(&str) -> Result<T, E> + Send + Sync;
 
 /// A lazily loaded, unloadable engine (a whisper context, an LLM).
 pub struct ModelSlot<T, E> {
@@ -55,10 +55,23 @@ struct Inner<T, E> {
 
 struct State<T> {
     model: Option<Arc<T>>,
+    /// What the loaded engine was loaded as (a keyed slot's model name); the key the
+    /// next plain `get` loads.
+    key: String,
     last_used: Instant,
     loads: u64,
     unloads: u64,
     last_load: Option<Duration>,
+}
+
+/// What [`ModelSlot::get_as_blocking`] hands out.
+#[derive(Debug)]
+pub struct Fetched<T> {
+    /// The engine; holding it marks it in use.
+    pub engine: Arc<T>,
+    /// How long loading it took, when this call loaded it (first use, or a reload after
+    /// an unload or for another key).
+    pub loaded: Option<Duration>,
 }
 
 /// A slot's counters.
@@ -83,21 +96,44 @@ impl<T, E> Inner<T, E> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The loaded engine, marked as used now.
-    fn touch(&self) -> Option<Arc<T>> {
+    /// The loaded engine, marked as used now; `key`: only if loaded as that.
+    fn touch(&self, key: Option<&str>) -> Option<Arc<T>> {
         let mut state = self.state();
+        if key.is_some_and(|k| k != state.key) {
+            return None;
+        }
         let model = state.model.clone()?;
         state.last_used = Instant::now();
         Some(model)
     }
 
-    /// Run the loader and store the engine. The caller holds the load lock.
-    fn load(&self) -> Result<Arc<T>, E> {
+    /// Run the loader for `key` (`None`: the last key) and store the engine, replacing one
+    /// loaded as another key. The caller holds the load lock.
+    fn load(&self, key: Option<&str>) -> Result<Arc<T>, E> {
+        let key = match key {
+            Some(k) => k.to_string(),
+            None => self.state().key.clone(),
+        };
+        // The engine being replaced goes first, so that two are never loaded at once
+        // (it lives on only while a user still holds it).
+        let replaced = {
+            let mut state = self.state();
+            let old = state.model.take();
+            if old.is_some() {
+                state.unloads += 1;
+            }
+            old
+        };
+        if replaced.is_some() {
+            tracing::info!(model = %self.name, to = %key, "model replaced");
+        }
+        drop(replaced);
         let started = std::time::Instant::now();
-        let model = Arc::new((self.loader)()?);
+        let model = Arc::new((self.loader)(&key)?);
         let took = started.elapsed();
         let mut state = self.state();
         state.model = Some(Arc::clone(&model));
+        state.key = key;
         state.loads += 1;
         state.last_load = Some(took);
         state.last_used = Instant::now();
@@ -124,6 +160,17 @@ where
     where
         F: Fn() -> Result<T, E> + Send + Sync + 'static,
     {
+        ModelSlot::keyed(name, idle, move |_: &str| loader())
+    }
+
+    /// An empty slot whose engine is loaded as a key (a model name: the power profile
+    /// may ask for another): [`ModelSlot::get_as_blocking`] loads `loader(key)`, replacing
+    /// an engine loaded as another key. Plain `get`s load the last key asked for (at first
+    /// the empty key).
+    pub fn keyed<F>(name: &str, idle: Option<Duration>, loader: F) -> ModelSlot<T, E>
+    where
+        F: Fn(&str) -> Result<T, E> + Send + Sync + 'static,
+    {
         ModelSlot {
             inner: Arc::new(Inner {
                 name: name.to_string(),
@@ -132,6 +179,7 @@ where
                 load_lock: Arc::new(tokio::sync::Mutex::new(())),
                 state: Mutex::new(State {
                     model: None,
+                    key: String::new(),
                     last_used: Instant::now(),
                     loads: 0,
                     unloads: 0,
@@ -151,17 +199,17 @@ where
     /// # Panics
     /// If the loader panics (the panic is passed on).
     pub async fn get(&self) -> Result<Arc<T>, E> {
-        if let Some(model) = self.inner.touch() {
+        if let Some(model) = self.inner.touch(None) {
             return Ok(model);
         }
         let guard = Arc::clone(&self.inner.load_lock).lock_owned().await;
-        if let Some(model) = self.inner.touch() {
+        if let Some(model) = self.inner.touch(None) {
             return Ok(model);
         }
         let inner = Arc::clone(&self.inner);
         let joined = tokio::task::spawn_blocking(move || {
             let _guard = guard;
-            inner.load()
+            inner.load(None)
         })
         .await;
         match joined {
@@ -179,14 +227,41 @@ where
     /// # Panics
     /// When called from async code (use `get`, or `spawn_blocking`).
     pub fn get_blocking(&self) -> Result<Arc<T>, E> {
-        if let Some(model) = self.inner.touch() {
+        if let Some(model) = self.inner.touch(None) {
             return Ok(model);
         }
         let _guard = self.inner.load_lock.blocking_lock();
-        if let Some(model) = self.inner.touch() {
+        if let Some(model) = self.inner.touch(None) {
             return Ok(model);
         }
-        self.inner.load()
+        self.inner.load(None)
+    }
+
+    /// The engine loaded as `key`, loading it first (on this thread) when the slot is
+    /// empty or holds another key; with how long the load took, when this call loaded.
+    ///
+    /// # Errors
+    /// The loader's error; the slot is then empty and the next call tries again.
+    ///
+    /// # Panics
+    /// When called from async code, as [`ModelSlot::get_blocking`].
+    pub fn get_as_blocking(&self, key: &str) -> Result<Fetched<T>, E> {
+        if let Some(engine) = self.inner.touch(Some(key)) {
+            return Ok(Fetched {
+                engine,
+                loaded: None,
+            });
+        }
+        let _guard = self.inner.load_lock.blocking_lock();
+        if let Some(engine) = self.inner.touch(Some(key)) {
+            return Ok(Fetched {
+                engine,
+                loaded: None,
+            });
+        }
+        let engine = self.inner.load(Some(key))?;
+        let loaded = self.inner.state().last_load;
+        Ok(Fetched { engine, loaded })
     }
 
     /// Run `f` on the engine (loading it if needed); the engine is in use meanwhile.
@@ -225,6 +300,35 @@ impl<T, E> ModelSlot<T, E> {
     /// An engine is loaded.
     pub fn loaded(&self) -> bool {
         self.inner.state().model.is_some()
+    }
+
+    /// Put in an engine loaded elsewhere (a caller that must report a first load's errors
+    /// in its own terms), as loaded for `key` in `took`; replaces what was loaded.
+    pub fn put(&self, key: &str, engine: T, took: Duration) -> Arc<T> {
+        let engine = Arc::new(engine);
+        let mut state = self.inner.state();
+        let old = state.model.replace(Arc::clone(&engine));
+        if old.is_some() {
+            state.unloads += 1;
+        }
+        state.key = key.to_string();
+        state.loads += 1;
+        state.last_load = Some(took);
+        state.last_used = Instant::now();
+        drop(state);
+        drop(old);
+        engine
+    }
+
+    /// The loaded engine, without counting this as a use.
+    pub fn peek(&self) -> Option<Arc<T>> {
+        self.inner.state().model.clone()
+    }
+
+    /// The key the loaded engine was loaded as, when one is loaded.
+    pub fn loaded_key(&self) -> Option<String> {
+        let state = self.inner.state();
+        state.model.as_ref().map(|_| state.key.clone())
     }
 
     /// Someone besides the slot holds the engine.
@@ -404,6 +508,11 @@ impl IdleUnloader {
         )
     }
 
+    /// Time between two checks.
+    pub fn check_every(&self) -> Duration {
+        self.check_every
+    }
+
     /// Watch `slot` (a [`ModelSlot`] clone).
     pub fn add(&mut self, slot: impl Unloadable + 'static) -> &mut IdleUnloader {
         self.slots.push(Arc::new(slot));
@@ -510,6 +619,7 @@ mod tests {
     const MIB: u64 = 1 << 20;
 
     /// A fake engine that gives its memory back when dropped.
+    #[derive(Debug)]
     struct Engine {
         size: u64,
         free: Arc<AtomicU64>,
@@ -694,6 +804,59 @@ mod tests {
         let stats = task.await.unwrap();
         assert_eq!(stats.low_memory_unloads, 1);
         assert!(stats.checks >= 13);
+    }
+
+    #[test]
+    fn a_keyed_slot_swaps_models_and_reports_each_load() {
+        let free = Arc::new(AtomicU64::new(4096 * MIB));
+        let f = Arc::clone(&free);
+        let slot: ModelSlot<(String, Engine), String> =
+            ModelSlot::keyed("whisper", None, move |key: &str| {
+                if key == "missing" {
+                    return Err(format!("no model {key}"));
+                }
+                let size = if key == "base.en" {
+                    300 * MIB
+                } else {
+                    100 * MIB
+                };
+                f.fetch_sub(size, Ordering::SeqCst);
+                Ok((
+                    key.to_string(),
+                    Engine {
+                        size,
+                        free: Arc::clone(&f),
+                    },
+                ))
+            });
+        let first = slot.get_as_blocking("base.en").unwrap();
+        assert_eq!(first.engine.0, "base.en");
+        assert!(first.loaded.is_some(), "the first use loads");
+        drop(first);
+        let again = slot.get_as_blocking("base.en").unwrap();
+        assert!(again.loaded.is_none(), "kept loaded");
+        drop(again);
+        assert_eq!(slot.loaded_key().as_deref(), Some("base.en"));
+
+        // Another key replaces the engine: the old one is freed before the new one loads.
+        let tiny = slot.get_as_blocking("tiny.en").unwrap();
+        assert_eq!(tiny.engine.0, "tiny.en");
+        assert!(tiny.loaded.is_some());
+        assert_eq!(free.load(Ordering::SeqCst), 4096 * MIB - 100 * MIB);
+        drop(tiny);
+        // A plain get takes the key last loaded.
+        assert_eq!(slot.get_blocking().unwrap().0, "tiny.en");
+        assert_eq!(slot.loads(), 2);
+        assert_eq!(slot.stats().unloads, 1);
+
+        // A failed load leaves the slot empty; the next call tries again.
+        assert_eq!(
+            slot.get_as_blocking("missing").unwrap_err(),
+            "no model missing"
+        );
+        assert!(!slot.loaded() && slot.loaded_key().is_none());
+        assert_eq!(free.load(Ordering::SeqCst), 4096 * MIB);
+        assert!(slot.get_as_blocking("tiny.en").unwrap().loaded.is_some());
     }
 
     #[tokio::test]

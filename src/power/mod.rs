@@ -35,7 +35,9 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use gate::{Applied, ProfileGate};
-pub use memory::{IdleUnloader, ModelSlot, SlotStats, UnloadEvent, UnloadReason, Unloadable};
+pub use memory::{
+    Fetched, IdleUnloader, ModelSlot, SlotStats, UnloadEvent, UnloadReason, Unloadable,
+};
 pub use monitor::{
     MonitorConfig, MonitorStats, PowerHandle, PowerMonitor, ProfileEvent, ProfileEvents,
 };
@@ -126,6 +128,18 @@ impl PowerConfig {
     /// The memory threshold for the unloader, bytes (0: off).
     pub fn min_available_bytes(&self) -> u64 {
         u64::from(self.min_available_mb) << 20
+    }
+
+    /// The memory manager these settings give, over the system's available memory: it
+    /// checks every 5 s, or a quarter of the idle time when that is shorter (at least
+    /// every 250 ms), so a model goes within a quarter of its idle time past it.
+    pub fn unloader(&self) -> IdleUnloader {
+        let every = self
+            .idle_unload()
+            .map_or(memory::DEFAULT_CHECK_EVERY, |idle| {
+                (idle / 4).clamp(Duration::from_millis(250), memory::DEFAULT_CHECK_EVERY)
+            });
+        IdleUnloader::with_system_memory(every, self.min_available_bytes())
     }
 
     /// Check ranges the types do not express.

@@ -12,13 +12,13 @@ fn silence(seconds: f32) -> Vec<f32> {
 
 /// A microphone recording made of `parts` (fixture clips, seconds of silence, or speech
 /// synthesized by espeak-ng), written to `mic.wav` in the test's directory.
-enum Part<'a> {
+pub(crate) enum Part<'a> {
     Clip(&'a str),
     Silence(f32),
     Say(&'a str),
 }
 
-fn recording(env: &Env, parts: &[Part<'_>]) -> std::path::PathBuf {
+pub(crate) fn recording(env: &Env, parts: &[Part<'_>]) -> std::path::PathBuf {
     let mut input = Vec::new();
     for part in parts {
         match part {
@@ -71,7 +71,7 @@ fn listen(
 }
 
 /// The events of `kind` (final transcripts only: partial ones have `"partial": true`).
-fn of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
+pub(crate) fn of<'a>(events: &'a [Value], kind: &str) -> Vec<&'a Value> {
     events
         .iter()
         .filter(|e| e["event"] == kind && e["partial"] != true)

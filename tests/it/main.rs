@@ -23,6 +23,7 @@ mod power;
 mod ptt;
 mod serve_api;
 mod store;
+mod throttle;
 mod transcribe;
 mod vad;
 mod wake;
