@@ -243,8 +243,12 @@ fn spoken_commands_from_a_file_are_answered_out_loud() {
         &env,
         &["transcribe", "--vad", replies.to_str().expect("utf-8")],
     );
+    // The audio is espeak-ng's own rendering of the reply text; tiny.en hears its "Timer
+    // set for" as "Time for" or "Time is at" depending on what surrounds it, so the
+    // confirmation checked is the duration (the reply event says the whole sentence).
+    assert_eq!(replies_ev[0]["text"], "Timer set for 10 minutes", "{out}");
     assert!(
-        words(&said).contains("timer set for 10 minutes"),
+        words(&said).contains("10 minutes"),
         "spoken replies: {said}"
     );
     // The timer really runs.

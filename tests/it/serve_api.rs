@@ -1423,3 +1423,57 @@ fn fifty_concurrent_transcriptions_are_all_answered_and_memory_stays_bounded() {
         MAX_PEAK_RSS >> 20
     );
 }
+
+#[test]
+fn an_idle_speech_model_is_unloaded_and_the_next_request_reloads_it() {
+    let env = Env::new();
+    let serve = Serve::start(
+        &env,
+        &[
+            "--wyoming",
+            "off",
+            "--http",
+            "127.0.0.1:0",
+            "--set",
+            "power.idle_unload_seconds=1",
+        ],
+    );
+    let addr = serve.http();
+    let clip = std::fs::read(audio("commands/rhasspy3_what_time_is_it.wav")).expect("clip");
+    let body = multipart("what_time_is_it.wav", &clip, &[("model", "whisper-1")]);
+    let content_type = multipart_type();
+    let transcribe = || {
+        let r = http(
+            addr,
+            "POST",
+            "/v1/audio/transcriptions",
+            &[("Content-Type", &content_type)],
+            &body,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert_eq!(
+            words(r.json()["text"].as_str().unwrap_or_default()),
+            "what time is it"
+        );
+    };
+    let metric = |name: &str| -> f64 {
+        let text = http(addr, "GET", "/metrics", &[], b"").text();
+        text.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{text}"))
+    };
+    transcribe();
+    let unloaded = serve.event("model_unloaded", Duration::from_secs(20));
+    assert_eq!(unloaded["slot"], "stt", "{unloaded}");
+    assert_eq!(unloaded["reason"], "idle", "{unloaded}");
+    assert!(
+        unloaded["value"].as_f64().is_some_and(|s| s >= 1.0),
+        "{unloaded}"
+    );
+    assert_eq!(metric("serena_model_unloads_total{kind=\"stt\"} "), 1.0);
+    // The next request loads it again, and the reload is measured.
+    transcribe();
+    assert_eq!(metric("serena_model_loads_total{kind=\"stt\"} "), 2.0);
+    assert!(metric("serena_model_last_load_seconds{kind=\"stt\"} ") > 0.0);
+}
